@@ -1,0 +1,1 @@
+"""Analysis of sweep results: EDFs, width fits, constraint refinement, plots and reports."""

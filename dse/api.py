@@ -1,0 +1,18 @@
+"""Small API helpers that the CLI and notebooks share."""
+from __future__ import annotations
+
+from .complexity import complexity
+from .space import Sample, load
+
+
+def describe(space: str, preset: str | None = None, res: int | None = None, **params) -> Sample:
+    """One configuration of a space from given parameters (or a preset), with its complexity."""
+    sp = load(space)
+    cfg = sp.preset(preset) if preset else sp.make(params)
+    if preset and params:
+        cfg = sp.make({**cfg.p, **params})
+    if res:
+        from .config import Config
+
+        cfg = Config(space=cfg.space, params=cfg.params, net=cfg.net.replace(res=res))
+    return Sample(cfg, complexity(cfg.net))

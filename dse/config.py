@@ -1,0 +1,131 @@
+"""Value types of a sampled configuration: Stage, Net and Config (frozen, hashable, canonical JSON, stable id)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+BLOCKS = ("x", "mb", "fmb")
+ACTS = ("relu", "silu")
+
+
+def num(x: Any) -> Any:
+    """Canonical number: integral floats become ints, other floats are kept (tuples become lists)."""
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return x
+    if isinstance(x, (list, tuple)):
+        return [num(v) for v in x]
+    if hasattr(x, "item"):  # numpy scalar
+        x = x.item()
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    return x
+
+
+def canonical(obj: Any) -> str:
+    """Canonical JSON text: sorted keys, no spaces, integral floats as ints."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of d identical blocks; the first block has the stage's stride and adapts the width."""
+
+    d: int
+    w: int
+    stride: int = 2
+    b: float = 1.0  # bottleneck ratio: the inner width of an X block is w / b
+    g: int = 1  # group width of the 3x3 conv of an X block
+    se: float = 0.0  # SE squeeze width as a fraction of the block's input width (0: no SE)
+    block: str = "x"  # x: X block, mb: MBConv, fmb: Fused-MBConv
+    k: int = 3  # kernel of the spatial conv (MBConv / Fused-MBConv)
+    e: float = 1.0  # expansion ratio (MBConv / Fused-MBConv)
+
+    def to_dict(self) -> dict:
+        out = {"d": self.d, "w": self.w, "b": num(self.b), "g": self.g, "stride": self.stride, "se": num(self.se)}
+        if self.block != "x":
+            out.update(block=self.block, k=self.k, e=num(self.e))
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Stage":
+        return cls(**{k: d[k] for k in d if k in STAGE_FIELDS})
+
+
+STAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Stage))
+
+
+@dataclass(frozen=True)
+class Net:
+    """A whole network: stem, stages, head; complexity is taken at res x res with `classes` outputs."""
+
+    stages: tuple[Stage, ...]
+    stem_w: int = 32
+    head_w: int = 0  # > 0: a 1x1 conv to head_w before pooling (EfficientNet); 0: pool straight after the stages
+    res: int = 224
+    classes: int = 1000
+    act: str = "relu"
+    dropout: float = 0.0
+    in_ch: int = 3
+
+    def replace(self, **kw) -> "Net":
+        return dataclasses.replace(self, **kw)
+
+    @property
+    def depth(self) -> int:
+        return sum(s.d for s in self.stages)
+
+    @property
+    def widths(self) -> list[int]:
+        """Per-block widths w_j."""
+        return [s.w for s in self.stages for _ in range(s.d)]
+
+    def head_dict(self) -> dict:
+        return {"stem_w": self.stem_w, "head_w": self.head_w, "res": self.res, "classes": self.classes,
+                "act": self.act, "dropout": num(self.dropout), "in_ch": self.in_ch}
+
+    def to_dict(self) -> dict:
+        return {"stages": [s.to_dict() for s in self.stages], **self.head_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Net":
+        kw = {k: d[k] for k in ("stem_w", "head_w", "res", "classes", "act", "dropout", "in_ch") if k in d}
+        return cls(stages=tuple(Stage.from_dict(s) for s in d["stages"]), **kw)
+
+
+def _freeze(v: Any) -> Any:
+    return tuple(num(x) for x in v) if isinstance(v, (list, tuple)) else num(v)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A sampled configuration: its space, the sampled parameters and the network they define."""
+
+    space: str
+    params: tuple[tuple[str, Any], ...]
+    net: Net
+    id: str = field(init=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "params", tuple(sorted((k, _freeze(v)) for k, v in dict(self.params).items())))
+        key = canonical({"space": self.space, "net": self.net.to_dict()})
+        object.__setattr__(self, "id", hashlib.sha256(key.encode()).hexdigest()[:12])
+
+    @property
+    def p(self) -> dict:
+        """The sampled parameters as a dict (per-stage values as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.params}
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "space": self.space, "config": self.p,
+                "stages": [s.to_dict() for s in self.net.stages], "net": self.net.head_dict()}
+
+    def to_json(self) -> str:
+        return canonical(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        net = Net.from_dict({"stages": d["stages"], **d.get("net", {})})
+        return cls(space=d["space"], params=tuple(d.get("config", {}).items()), net=net)

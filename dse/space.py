@@ -1,0 +1,321 @@
+"""A design space: parameters, constraints and a family; exact constrained draws and the band sampler."""
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import families
+from .complexity import Cx, complexity
+from .config import Config, canonical
+from .errors import DseError
+from .params import Param
+from .spec import resolve
+from .units import check_band, fmt, fmt_band
+
+METRICS = ("flops", "params", "acts")
+CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class Space:
+    """A loaded space: the resolved declaration plus its parsed parameters and constraints."""
+
+    name: str
+    family: str
+    params: tuple[Param, ...]
+    constraints: tuple[tuple[str, str], ...]
+    spec: dict = field(compare=False, repr=False)
+    path: Path | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def stages(self) -> int:
+        return self.spec.get("stages", 4)
+
+    @property
+    def presets(self) -> dict:
+        return self.spec.get("presets", {})
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise DseError(f"space {self.name} has no parameter '{name}' (it has {', '.join(self.names)})")
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def draw(self, rng: np.random.Generator, n: int) -> list[dict]:
+        """n parameter dicts drawn from the space, honouring shared and monotone constraints exactly."""
+        rule = {}
+        for kind, pname in self.constraints:
+            if kind != "named":
+                rule.setdefault(pname, set()).add(kind)
+        cols = {}
+        for p in self.params:
+            r = rule.get(p.name, set())
+            if not p.per_stage:
+                cols[p.name] = p.draw(rng, n)
+            elif "shared" in r:
+                cols[p.name] = np.repeat(p.draw(rng, (n, 1)), self.stages, axis=1)
+            elif r & {"nondecreasing", "nonincreasing"}:
+                cols[p.name] = p.draw_monotone(rng, n, self.stages, decreasing="nonincreasing" in r)
+            else:
+                cols[p.name] = p.draw(rng, (n, self.stages))
+        lists = {p.name: p.cast_all(cols[p.name]) for p in self.params}
+        return [dict(zip(lists, vals)) for vals in zip(*lists.values())]
+
+    def net(self, p: dict):
+        """The Net of a complete parameter dict (no name checks: the sampler's fast path)."""
+        return families.FAMILY[self.family](self.spec, p)
+
+    def make(self, p: dict) -> Config:
+        """The Config for given parameter values (unknown or missing names are errors)."""
+        unknown = sorted(set(p) - set(self.names))
+        if unknown:
+            raise DseError(f"space {self.name}: unknown parameter(s) {', '.join(unknown)}; "
+                           f"it has {', '.join(self.names)}")
+        fixed = {q.name: q.cast(q.values[0]) for q in self.params if q.kind == "fixed"}
+        full = {**fixed, **p}
+        missing = [q for q in self.names if q not in full]
+        if missing:
+            raise DseError(f"space {self.name}: missing value(s) for {', '.join(missing)}")
+        net = families.FAMILY[self.family](self.spec, full)
+        return Config(space=self.name, params=tuple(full.items()), net=net)
+
+    def preset(self, name: str) -> Config:
+        """A named preset (e.g. a zoo model) of this space."""
+        key = name.lower()
+        table = {k.lower(): v for k, v in self.presets.items()}
+        if key not in table:
+            raise DseError(f"space {self.name} has no preset '{name}'; presets: {', '.join(self.presets) or 'none'}")
+        return self.make(dict(table[key]))
+
+
+def _param(name: str, raw) -> Param:
+    if not isinstance(raw, dict):
+        vals = tuple(raw) if isinstance(raw, list) else (raw,)
+        return Param(name, "fixed", values=vals[:1], per_stage=isinstance(raw, list))
+    if raw["kind"] == "fixed":
+        return Param(name, "fixed", values=(raw["value"],), per_stage=bool(raw.get("per_stage", False)))
+    return Param(name, raw["kind"], low=raw.get("low"), high=raw.get("high"), log=bool(raw.get("log", False)),
+                 q=raw.get("q"), values=tuple(raw.get("values", ())), per_stage=bool(raw.get("per_stage", False)))
+
+
+def load(name: str, extra_dirs=()) -> Space:
+    """Load a space by name (or path), resolving `extends` and validating it as a whole."""
+    spec, path = resolve(name, extra_dirs)
+    fam = spec.get("family")
+    if fam not in families.FAMILY:
+        raise DseError(f"{path}: family: must be one of {', '.join(families.FAMILY)}, got {fam!r}")
+    params = tuple(_param(k, v) for k, v in spec.get("params", {}).items())
+    names = {p.name for p in params}
+    missing = [k for k in families.REQUIRED[fam] if k not in names]
+    if missing:
+        raise DseError(f"{path}: params: family {fam} needs {', '.join(missing)}")
+    cons = []
+    for c in spec.get("constraints", []):
+        (kind, pname), = c.items()
+        if kind != "named":
+            if pname not in names:
+                raise DseError(f"{path}: constraints: {kind}: unknown parameter '{pname}'")
+            if not next(p for p in params if p.name == pname).per_stage:
+                raise DseError(f"{path}: constraints: {kind}: '{pname}' is not a per-stage parameter")
+        cons.append((kind, pname))
+    clash = {p for k, p in cons if k == "nondecreasing"} & {p for k, p in cons if k == "nonincreasing"}
+    if clash:
+        raise DseError(f"{path}: constraints: '{clash.pop()}' cannot be both nondecreasing and nonincreasing")
+    return Space(name=spec["name"], family=fam, params=params, constraints=tuple(cons), spec=spec, path=path)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One accepted configuration with its complexity."""
+
+    config: Config
+    cx: Cx
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    def to_dict(self) -> dict:
+        return {**self.config.to_dict(), "flops": self.cx.flops, "params": self.cx.params, "acts": self.cx.acts}
+
+    def to_json(self) -> str:
+        return canonical(self.to_dict())
+
+
+@dataclass(frozen=True)
+class Samples:
+    """The result of a band sampling run: samples in draw order plus the sampler's statistics."""
+
+    space: str
+    samples: tuple[Sample, ...]
+    tried: int
+    seconds: float
+    bands: dict
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __iter__(self):
+        return iter(self.samples)
+
+    def __getitem__(self, i):
+        return self.samples[i]
+
+    @property
+    def rate(self) -> float:
+        return len(self.samples) / self.tried if self.tried else 0.0
+
+    def to_frame(self):
+        """One row per sample: id, space, the sampled parameters (per-stage ones as p1..pk), flops/params/acts."""
+        import pandas as pd
+
+        return pd.DataFrame([flat_row(s.to_dict()) for s in self.samples])
+
+    def to_jsonl(self) -> str:
+        return "".join(s.to_json() + "\n" for s in self.samples)
+
+    def summary(self) -> str:
+        """Accepted/tried, the acceptance rate, and complexity quantiles."""
+        lines = [f"{self.space}: accepted {len(self)}/{self.tried} tried ({100 * self.rate:.2f}%) "
+                 f"in {self.seconds:.2f}s" + "".join(f", {k} in {fmt_band(b)}" for k, b in self.bands.items())]
+        if len(self):
+            qs = (0, 0.25, 0.5, 0.75, 1)
+            for m in METRICS:
+                v = np.quantile([getattr(s.cx, m) for s in self.samples], qs)
+                lines.append(f"  {m:6s} min {fmt(v[0])}  q25 {fmt(v[1])}  median {fmt(v[2])}  "
+                             f"q75 {fmt(v[3])}  max {fmt(v[4])}")
+        return "\n".join(lines)
+
+
+def flat_row(rec: dict) -> dict:
+    """A sample record as a flat row: per-stage values d1..dk, plus the stage table as columns."""
+    row = {"id": rec["id"], "space": rec["space"]}
+    for k, v in rec.get("config", {}).items():
+        if isinstance(v, list):
+            row.update({f"{k}{i + 1}": x for i, x in enumerate(v)})
+        else:
+            row[k] = v
+    st = rec.get("stages", [])
+    row["stages"] = len(st)
+    row["depth"] = sum(s["d"] for s in st)
+    row["ws"] = [s["w"] for s in st for _ in range(s["d"])]
+    for m in METRICS:
+        if m in rec:
+            row[m] = rec[m]
+    return row
+
+
+def _distance(cx: Cx, bands: dict) -> float:
+    """How far outside the bands a complexity is (max log-ratio; 0 inside)."""
+    worst = 0.0
+    for m, (lo, hi) in bands.items():
+        x = max(getattr(cx, m), 1)
+        if lo is not None and x < lo:
+            worst = max(worst, math.log(lo / x))
+        if hi is not None and x > hi:
+            worst = max(worst, math.log(x / hi))
+    return worst
+
+
+def _inside(cx: Cx, bands: dict) -> bool:
+    return all((lo is None or getattr(cx, m) >= lo) and (hi is None or getattr(cx, m) <= hi)
+               for m, (lo, hi) in bands.items())
+
+
+def _chunk(space: Space, seed: int, i: int, size: int, bands: dict, checks: dict):
+    """Draw chunk i of the seed's stream: per candidate, (Sample or None), and the closest miss."""
+    rng = np.random.default_rng([seed, i])
+    out, best = [], (math.inf, None)
+    ps = space.draw(rng, size)
+    for p, net in zip(ps, families.nets(space.family, space.spec, ps)):
+        if net is None:
+            out.append(None)
+            continue
+        cx = complexity(net)
+        if _inside(cx, bands):
+            cfg = Config(space=space.name, params=tuple(p.items()), net=net)
+            out.append(Sample(cfg, cx) if all(fn(cfg) for fn in checks.values()) else None)
+        else:
+            out.append(None)
+            dist = _distance(cx, bands)
+            if dist < best[0]:
+                best = (dist, cx)
+    return out, best
+
+
+def _named(space: Space, constraints: dict | None) -> dict:
+    wanted = [n for k, n in space.constraints if k == "named"]
+    given = constraints or {}
+    missing = [n for n in wanted if n not in given]
+    if missing:
+        raise DseError(f"space {space.name}: named constraint '{missing[0]}' is not registered; pass "
+                       f"constraints={{'{missing[0]}': fn}} to dse.sample (fn(config) -> bool)")
+    return {n: given[n] for n in wanted}
+
+
+def sample(space: str | Space, n: int = 500, *, flops=None, params=None, acts=None, seed: int = 0,
+           max_tries: int | None = None, workers: int = 1, constraints: dict[str, Callable] | None = None,
+           progress: Callable[[int, int], None] | None = None) -> Samples:
+    """Draw n distinct configurations whose complexity lies inside the given bands (inclusive).
+
+    The draw stream is split into fixed chunks seeded by (seed, chunk index) and merged in order, so the
+    result is identical for any worker count.
+    """
+    sp = load(space) if isinstance(space, str) else space
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise DseError(f"n must be a positive integer, got {n}")
+    bands = {m: check_band(b, m) for m, b in (("flops", flops), ("params", params), ("acts", acts))
+             if b is not None}
+    checks = _named(sp, constraints)
+    budget = max_tries if max_tries is not None else max(200_000, 400 * n)
+    if budget <= 0:
+        raise DseError(f"max_tries must be positive, got {budget}")
+    t0 = time.perf_counter()
+    seen: set[str] = set()
+    got: list[Sample] = []
+    tried, closest = 0, (math.inf, None)
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        i = 0
+        pending = []
+        while len(got) < n and tried < budget:
+            while pool and len(pending) < 2 * workers:
+                pending.append(pool.submit(_chunk, sp, seed, i + len(pending), CHUNK, bands, checks))
+            res = pending.pop(0).result() if pool else _chunk(sp, seed, i, CHUNK, bands, checks)
+            i += 1
+            cands, best = res
+            if best[0] < closest[0]:
+                closest = best
+            for s in cands:
+                tried += 1
+                if s is not None and s.id not in seen:
+                    seen.add(s.id)
+                    got.append(s)
+                    if len(got) == n:
+                        break
+                if tried >= budget:
+                    break
+            if progress:
+                progress(len(got), tried)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    if len(got) < n:
+        where = ", ".join(f"{m} {fmt_band(b)}" for m, b in bands.items()) or "no band"
+        near = ""
+        if closest[1] is not None:
+            near = "; closest seen: " + ", ".join(f"{m} {fmt(getattr(closest[1], m))}" for m in bands)
+        what = "no sample reached the band" if not got else f"only {len(got)} of {n} distinct samples found"
+        raise DseError(f"{sp.name}: {what} ({where}) after {tried} tries{near}; "
+                       f"widen the band or raise --max-tries")
+    return Samples(space=sp.name, samples=tuple(got), tried=tried, seconds=time.perf_counter() - t0, bands=bands)

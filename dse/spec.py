@@ -1,0 +1,196 @@
+"""Read and validate space files: safe YAML, a schema with file/key/reason errors, and `extends` resolution."""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .errors import DseError
+from .params import KINDS
+
+FAMILIES = ("anynet", "regnet", "effnet")
+TOP = {
+    "name": str, "extends": str, "doc": str, "family": str, "res": int, "classes": int, "stem_w": int,
+    "head_w": int, "act": str, "dropout": (int, float), "block": str, "stages": int, "stride": (int, list),
+    "se": (int, float), "q": int, "params": dict, "constraints": list, "presets": dict, "base": list,
+    "scale": dict,
+}
+PARAM_KEYS = {"kind", "low", "high", "log", "q", "values", "per_stage", "value"}
+CONSTRAINTS = ("shared", "nondecreasing", "nonincreasing", "named")
+
+
+def space_dirs(extra=()) -> list[Path]:
+    """Where spaces are looked up: given dirs, $DSE_SPACES, the checkout's spaces/, the installed package."""
+    dirs = [Path(d) for d in extra]
+    dirs += [Path(d) for d in os.environ.get("DSE_SPACES", "").split(os.pathsep) if d]
+    checkout = Path(__file__).resolve().parent.parent / "spaces"
+    if checkout.is_dir():
+        dirs.append(checkout)
+    try:
+        pkg = resources.files("dse.spaces")
+        if pkg.is_dir():
+            dirs.append(Path(str(pkg)))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    seen, out = set(), []
+    for d in dirs:
+        if d.resolve() not in seen:
+            seen.add(d.resolve())
+            out.append(d)
+    return out
+
+
+def list_spaces(extra=()) -> dict[str, Path]:
+    """Space name -> file, the first directory winning."""
+    found: dict[str, Path] = {}
+    for d in space_dirs(extra):
+        for f in sorted(d.glob("*.yaml")):
+            found.setdefault(f.stem, f)
+    return found
+
+
+def find(name: str, extra=()) -> Path:
+    """The file of a space given by name or path; unknown names list the closest ones."""
+    if name.endswith((".yaml", ".yml")) or os.sep in name:
+        p = Path(name)
+        if not p.is_file():
+            raise DseError(f"space file not found: {name}")
+        return p
+    known = list_spaces(extra)
+    if name in known:
+        return known[name]
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5) or sorted(known)[:5]
+    raise DseError(f"unknown space '{name}'; closest: {', '.join(close)}")
+
+
+def read(path: Path) -> dict:
+    """Safe-load one YAML file into a mapping, with a one-line error naming the file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise DseError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise DseError(f"{path}:{where} invalid YAML ({getattr(e, 'problem', None) or e})") from None
+    if not isinstance(data, dict):
+        raise DseError(f"{path}: a space file must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _err(path, key, why):
+    return DseError(f"{path}: {key}: {why}")
+
+
+def check_raw(d: dict, path) -> None:
+    """Schema of one file before merging: known keys with the right types."""
+    for k, v in d.items():
+        if k not in TOP:
+            close = difflib.get_close_matches(str(k), TOP, n=1)
+            raise _err(path, k, "unknown key" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        if not isinstance(v, TOP[k]) or isinstance(v, bool):
+            want = TOP[k].__name__ if isinstance(TOP[k], type) else " or ".join(t.__name__ for t in TOP[k])
+            raise _err(path, k, f"must be {want}, got {type(v).__name__}")
+    if "name" not in d:
+        raise _err(path, "name", "missing")
+    for pname, spec in d.get("params", {}).items():
+        check_param(path, pname, spec)
+    for i, c in enumerate(d.get("constraints", [])):
+        if not (isinstance(c, dict) and len(c) == 1 and next(iter(c)) in CONSTRAINTS):
+            raise _err(path, f"constraints[{i}]", f"must be one of {{{', '.join(CONSTRAINTS)}: name}}, got {c!r}")
+        if not isinstance(next(iter(c.values())), str):
+            raise _err(path, f"constraints[{i}]", "the constraint must name one parameter")
+
+
+def check_param(path, name, spec) -> None:
+    key = f"params.{name}"
+    if not isinstance(spec, dict):
+        if isinstance(spec, (int, float, list)) and not isinstance(spec, bool):
+            return  # shorthand: a fixed value (or per-stage list)
+        raise _err(path, key, f"must be a mapping or a number, got {type(spec).__name__}")
+    bad = set(spec) - PARAM_KEYS
+    if bad:
+        raise _err(path, key, f"unknown field(s) {', '.join(sorted(map(str, bad)))}")
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise _err(path, f"{key}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "choice":
+        vals = spec.get("values")
+        if not isinstance(vals, list) or not vals or not all(_isnum(v) for v in vals):
+            raise _err(path, f"{key}.values", "choice needs a non-empty list of numbers")
+    elif kind == "fixed":
+        if not _isnum(spec.get("value")):
+            raise _err(path, f"{key}.value", "fixed needs a number")
+    else:
+        lo, hi = spec.get("low"), spec.get("high")
+        if not (_isnum(lo) and _isnum(hi)):
+            raise _err(path, key, f"{kind} needs numeric low and high")
+        if lo > hi:
+            raise _err(path, key, f"low {lo} > high {hi}")
+        q = spec.get("q")
+        if q is not None and (not _isnum(q) or q <= 0):
+            raise _err(path, f"{key}.q", f"must be a positive number, got {q!r}")
+        if (spec.get("log") or kind == "pow2") and lo <= 0:
+            raise _err(path, f"{key}.low", f"must be > 0 for a log-scale or pow2 parameter, got {lo}")
+        if kind == "pow2" and any(_log2(x) is None for x in (lo, hi)):
+            raise _err(path, key, "pow2 needs low and high that are powers of two")
+        if kind == "int" and not all(isinstance(x, int) for x in (lo, hi)):
+            raise _err(path, key, "int needs integer low and high")
+        if q and kind in ("int", "float") and abs((hi - lo) / q - round((hi - lo) / q)) > 1e-9:
+            raise _err(path, key, f"high - low must be a multiple of q={q}")
+
+
+def _isnum(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _log2(x):
+    k = round(__import__("math").log2(x)) if x > 0 else None
+    return k if k is not None and 2 ** k == x else None
+
+
+def merge(parent: dict, child: dict) -> dict:
+    """Child over parent: params and presets merge per key, constraints accumulate, other keys are replaced."""
+    out = copy.deepcopy(parent)
+    for k, v in child.items():
+        if k in ("params", "presets"):
+            out[k] = {**out.get(k, {}), **copy.deepcopy(v)}
+        elif k == "constraints":
+            out[k] = out.get(k, []) + copy.deepcopy(v)
+        elif k != "extends":
+            out[k] = copy.deepcopy(v)
+    out.pop("doc", None) if "doc" not in child else None
+    return out
+
+
+def resolve(name: str, extra=()) -> tuple[dict, Path]:
+    """The declaration of a space with its `extends` chain merged in (cycles are errors)."""
+    chain: list[str] = []
+    path = find(name, extra)
+    raws = []
+    while True:
+        raw = read(path)
+        check_raw(raw, path)
+        if raw["name"] in chain:
+            raise DseError(f"{path}: extends: cycle {' -> '.join(chain + [raw['name']])}")
+        if path.stem != raw["name"] and not name.endswith((".yaml", ".yml")):
+            raise _err(path, "name", f"'{raw['name']}' does not match the file name '{path.stem}'")
+        chain.append(raw["name"])
+        raws.append((raw, path))
+        if "extends" not in raw:
+            break
+        parent = raw["extends"]
+        local = path.parent / f"{parent}.yaml"
+        path = local if local.is_file() else find(parent, extra)
+    spec: dict = {}
+    for raw, _ in reversed(raws):
+        spec = merge(spec, raw)
+    spec["name"] = raws[0][0]["name"]
+    spec["extends_chain"] = chain[1:]
+    return spec, raws[0][1]

@@ -1,0 +1,1 @@
+"""The built-in space files (installed as the package data `dse.spaces`)."""
