@@ -33,10 +33,24 @@ class Param:
     values: tuple = ()
     per_stage: bool = False
 
+    @property
+    def fixed(self):
+        """The value of a fixed parameter (a list for per-stage values)."""
+        v = self.values[0]
+        return [self.cast(x) for x in v] if isinstance(v, tuple) else self.cast(v)
+
+    @property
+    def categorical(self) -> bool:
+        """A choice among names (e.g. block types): unordered, so no monotone constraint applies."""
+        return any(isinstance(v, str) for v in self.values)
+
     def support(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(sorted values, probabilities) for discrete kinds, None for a continuous float."""
-        if self.kind == "fixed" or self.kind == "choice":
-            v = np.array(sorted(self.values), dtype=float)
+        if self.kind == "choice" or (self.kind == "fixed" and not isinstance(self.values[0], tuple)):
+            if self.categorical:
+                v = np.array(self.values, dtype=object)
+            else:
+                v = np.array(sorted(self.values), dtype=float)
             return v, np.full(len(v), 1.0 / len(v))
         if self.kind == "pow2":
             k = np.arange(int(round(math.log2(self.low))), int(round(math.log2(self.high))) + 1)
@@ -90,6 +104,8 @@ class Param:
 
     def cast_all(self, x: np.ndarray) -> list:
         """Drawn values as Python values (nested lists for per-stage draws), typed like `cast`."""
+        if self.categorical:
+            return np.asarray(x, dtype=object).tolist()
         if self.kind in ("int", "pow2") or (self.kind in ("choice", "fixed")
                                             and all(float(v).is_integer() for v in self.values)):
             return np.rint(x).astype(int).tolist()
@@ -99,6 +115,8 @@ class Param:
 
     def cast(self, x):
         """A drawn value in its natural type (int for integral kinds, rounded float for quantized floats)."""
+        if isinstance(x, str):
+            return x
         if self.kind in ("int", "pow2") or (self.kind in ("choice", "fixed") and float(x).is_integer()):
             return int(round(float(x)))
         if self.q:

@@ -57,10 +57,12 @@ class Space:
         for kind, pname in self.constraints:
             if kind != "named":
                 rule.setdefault(pname, set()).add(kind)
-        cols = {}
+        cols, fixed = {}, {}
         for p in self.params:
             r = rule.get(p.name, set())
-            if not p.per_stage:
+            if p.kind == "fixed":
+                fixed[p.name] = p.fixed
+            elif not p.per_stage:
                 cols[p.name] = p.draw(rng, n)
             elif "shared" in r:
                 cols[p.name] = np.repeat(p.draw(rng, (n, 1)), self.stages, axis=1)
@@ -68,7 +70,7 @@ class Space:
                 cols[p.name] = p.draw_monotone(rng, n, self.stages, decreasing="nonincreasing" in r)
             else:
                 cols[p.name] = p.draw(rng, (n, self.stages))
-        lists = {p.name: p.cast_all(cols[p.name]) for p in self.params}
+        lists = {p.name: p.cast_all(cols[p.name]) if p.name in cols else [fixed[p.name]] * n for p in self.params}
         return [dict(zip(lists, vals)) for vals in zip(*lists.values())]
 
     def net(self, p: dict):
@@ -81,7 +83,7 @@ class Space:
         if unknown:
             raise DseError(f"space {self.name}: unknown parameter(s) {', '.join(unknown)}; "
                            f"it has {', '.join(self.names)}")
-        fixed = {q.name: q.cast(q.values[0]) for q in self.params if q.kind == "fixed"}
+        fixed = {q.name: q.fixed for q in self.params if q.kind == "fixed"}
         full = {**fixed, **p}
         missing = [q for q in self.names if q not in full]
         if missing:
@@ -100,10 +102,10 @@ class Space:
 
 def _param(name: str, raw) -> Param:
     if not isinstance(raw, dict):
-        vals = tuple(raw) if isinstance(raw, list) else (raw,)
-        return Param(name, "fixed", values=vals[:1], per_stage=isinstance(raw, list))
+        raw = {"kind": "fixed", "value": raw}
     if raw["kind"] == "fixed":
-        return Param(name, "fixed", values=(raw["value"],), per_stage=bool(raw.get("per_stage", False)))
+        v = raw["value"]
+        return Param(name, "fixed", values=(tuple(v) if isinstance(v, list) else v,), per_stage=isinstance(v, list))
     return Param(name, raw["kind"], low=raw.get("low"), high=raw.get("high"), log=bool(raw.get("log", False)),
                  q=raw.get("q"), values=tuple(raw.get("values", ())), per_stage=bool(raw.get("per_stage", False)))
 
@@ -125,8 +127,11 @@ def load(name: str, extra_dirs=()) -> Space:
         if kind != "named":
             if pname not in names:
                 raise DseError(f"{path}: constraints: {kind}: unknown parameter '{pname}'")
-            if not next(p for p in params if p.name == pname).per_stage:
+            par = next(p for p in params if p.name == pname)
+            if not par.per_stage:
                 raise DseError(f"{path}: constraints: {kind}: '{pname}' is not a per-stage parameter")
+            if kind != "shared" and par.categorical:
+                raise DseError(f"{path}: constraints: {kind}: '{pname}' is a choice of names, it has no order")
         cons.append((kind, pname))
     clash = {p for k, p in cons if k == "nondecreasing"} & {p for k, p in cons if k == "nonincreasing"}
     if clash:

@@ -111,7 +111,7 @@ def check_raw(d: dict, path) -> None:
 def check_param(path, name, spec) -> None:
     key = f"params.{name}"
     if not isinstance(spec, dict):
-        if isinstance(spec, (int, float, list)) and not isinstance(spec, bool):
+        if isinstance(spec, (int, float, str, list)) and not isinstance(spec, bool):
             return  # shorthand: a fixed value (or per-stage list)
         raise _err(path, key, f"must be a mapping or a number, got {type(spec).__name__}")
     bad = set(spec) - PARAM_KEYS
@@ -122,11 +122,13 @@ def check_param(path, name, spec) -> None:
         raise _err(path, f"{key}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
     if kind == "choice":
         vals = spec.get("values")
-        if not isinstance(vals, list) or not vals or not all(_isnum(v) for v in vals):
-            raise _err(path, f"{key}.values", "choice needs a non-empty list of numbers")
+        if not isinstance(vals, list) or not vals or not (all(_isnum(v) for v in vals)
+                                                          or all(isinstance(v, str) for v in vals)):
+            raise _err(path, f"{key}.values", "choice needs a non-empty list of numbers (or of names)")
     elif kind == "fixed":
-        if not _isnum(spec.get("value")):
-            raise _err(path, f"{key}.value", "fixed needs a number")
+        v = spec.get("value")
+        if not (_isnum(v) or isinstance(v, str) or (isinstance(v, list) and v)):
+            raise _err(path, f"{key}.value", "fixed needs a number, a name or a per-stage list")
     else:
         lo, hi = spec.get("low"), spec.get("high")
         if not (_isnum(lo) and _isnum(hi)):
