@@ -119,6 +119,40 @@ def cmd_sample(a) -> int:
     return 0
 
 
+def cmd_sweep(a) -> int:
+    from .experiment import load
+    from .sweep import sweep
+
+    over = {}
+    if a.data_path:
+        over["data.path"] = a.data_path
+    if a.data:
+        over["data.name"] = a.data
+    if a.cpus:
+        over["trial.cpus"] = a.cpus
+    exp = load(a.experiment, over)
+    if exp.data.get("name") != "digits" and not exp.data.get("path") and not a.resume:
+        raise DseError(f"{a.experiment}: data set '{exp.data.get('name')}' needs a path: pass --data-path DIR")
+    out = a.out or f"runs/{exp.name}"
+    if a.retries is not None and a.retries < 0:
+        raise DseError(f"--retries must be >= 0, got {a.retries}")
+    try:
+        sweep(exp, out, address=a.address, resume=a.resume, retries=a.retries, verbose=a.verbose)
+    except KeyboardInterrupt:
+        print(f"dse: interrupted; finished rows are kept in {out}; continue with: dse sweep {a.experiment} "
+              f"--out {out} --resume", file=sys.stderr)
+        return 130
+    print(f"results: {out}/results.parquet (rows as they finished: {out}/results.jsonl)")
+    return 0
+
+
+def cmd_status(a) -> int:
+    from .status import status
+
+    print(status(a.dir))
+    return 0
+
+
 def build_parser() -> Parser:
     p = Parser(prog="dse", description="Design-space exploration for convolutional networks.")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
@@ -154,6 +188,21 @@ def build_parser() -> Parser:
     s.add_argument("--max-tries", type=int, help="give up after this many draws (default max(200000, 400n))")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     s.set_defaults(fn=cmd_sample)
+
+    s = sub.add_parser("sweep", help="train every sample of an experiment as a Ray Tune trial")
+    s.add_argument("experiment", help="an experiments/*.yaml file")
+    s.add_argument("--out", help="sweep folder (default runs/<name>)")
+    s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
+    s.add_argument("--resume", action="store_true", help="continue a stopped sweep in --out")
+    s.add_argument("--retries", type=int, help="retry a trial that raised up to N times")
+    s.add_argument("--data-path", help="data set folder (CIFAR, ImageFolder)")
+    s.add_argument("--data", help="data set name, overriding the experiment's (digits, cifar10, cifar100, imagefolder)")
+    s.add_argument("--cpus", type=float, help="CPUs per trial (also its torch threads)")
+    s.set_defaults(fn=cmd_sweep)
+
+    s = sub.add_parser("status", help="progress of a running or stopped sweep")
+    s.add_argument("dir")
+    s.set_defaults(fn=cmd_status)
     return p
 
 

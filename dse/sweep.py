@@ -1,0 +1,351 @@
+"""Ray Tune orchestration: one trial trains one sample; the results table grows as trials finish; resumable.
+
+The sweep folder holds `experiment.yaml` and `plan.jsonl` (what to train, fixed at the start), `results.jsonl`
+(the user's table: one fsynced row per finished sample), `results.parquet` (its atomic export at the end),
+`status.json` (progress of a running sweep) and `ray/` (Ray's own folders, one per run, with per-epoch
+checkpoints: an implementation detail that resume uses to continue unfinished trials).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .config import Config, canonical
+from .errors import DseError
+from .experiment import Experiment
+from .io import write_atomic
+from .results import JSONL, ResultsLog, finalize, read_rows
+
+log = logging.getLogger(__name__)
+PLAN, EXP, STATUS = "plan.jsonl", "experiment.yaml", "status.json"
+QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0",
+             "RAY_DEDUP_LOGS": "1", "TUNE_RESULT_BUFFER_LENGTH": "1", "RAY_TRAIN_V2_ENABLED": "0",
+             "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0", "PYTHONWARNINGS": "ignore"}
+
+
+# ---------------------------------------------------------------- the plan: which samples to train
+
+def plan(exp: Experiment) -> list[dict]:
+    """The sample records to train, in a deterministic order (sampled per space, or read from a samples file)."""
+    from .complexity import complexity
+    from .space import Sample, sample
+
+    if exp.samples:
+        rows = read_rows(exp.samples)
+        out, seen = [], set()
+        for i, r in enumerate(rows):
+            try:
+                cfg = Config.from_dict(r)
+            except (KeyError, TypeError, ValueError) as e:
+                raise DseError(f"{exp.samples}:{i + 1}: not a sample record ({e})") from None
+            if cfg.id not in seen:
+                seen.add(cfg.id)
+                out.append(Sample(cfg, complexity(cfg.net)).to_dict())
+        if not out:
+            raise DseError(f"{exp.samples}: no samples")
+        return out
+    recs = []
+    for space in exp.spaces:
+        recs += [s.to_dict() for s in sample(space, exp.n, seed=exp.seed, workers=1, **exp.bands)]
+    return recs
+
+
+def trial_seed(seed: int, sid: str) -> int:
+    """A per-sample training seed, stable across runs and resumes."""
+    return int(hashlib.sha256(f"{seed}:{sid}".encode()).hexdigest()[:8], 16)
+
+
+# ---------------------------------------------------------------- the trial (runs in a Ray worker)
+
+def _state_from(path: str | None):
+    import torch
+
+    if not path:
+        return None
+    f = Path(path) / "state.pt"
+    return torch.load(f, map_location="cpu", weights_only=True) if f.exists() else None
+
+
+def trial(config: dict, data=None) -> None:
+    """One Ray Tune trial: train one sample, reporting every epoch with a checkpoint, then a final row."""
+    import torch
+    from ray import tune
+
+    from .models import build
+    from .train import Recipe, train
+
+    rec, exp = config["point"]["sample"], config["exp"]
+    cfg = Config.from_dict(rec)
+    recipe = Recipe.from_dict(exp["train"])
+    threads = max(1, int(exp["trial"].get("threads") or exp["trial"].get("cpus", 1)))
+    ck = tune.get_checkpoint()
+    state = None
+    if ck is not None:
+        with ck.as_directory() as d:
+            state = _state_from(d)
+    elif config["point"].get("resume_from"):
+        state = _state_from(config["point"]["resume_from"])
+    resumed_at = int(state["epoch"]) if state else 0
+    seed = trial_seed(exp["seed"], cfg.id)
+
+    def on_epoch(m: dict, st: dict) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(st, Path(d) / "state.pt")
+            tune.report({"epoch": m["epoch"], "val_error": m["val_error"], "final": False},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+    try:
+        _injected_fault(cfg.id)
+        res = train(lambda: build(cfg.net, res=data.res, classes=data.classes), data, recipe, seed=seed,
+                    threads=threads, device=exp["trial"].get("device", "cpu"), on_epoch=on_epoch, resume=state)
+    except Exception as e:  # recorded with its reason; Ray retries it if --retries allows
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        tune.report({"final": True, "row": json.dumps(_row(rec, exp, cfg, None, reason, resumed_at, data))})
+        raise
+    tune.report({"final": True, "row": json.dumps(_row(rec, exp, cfg, res, None, resumed_at, data))})
+
+
+def _injected_fault(sid: str) -> None:
+    """Fault injection for reliability tests: $DSE_INJECT_FAULTS/<id> holds how many more attempts must raise."""
+    d = os.environ.get("DSE_INJECT_FAULTS")
+    f = Path(d) / sid if d else None
+    if f is not None and f.exists():
+        left = int(f.read_text() or 0)
+        if left > 0:
+            f.write_text(str(left - 1))
+            raise RuntimeError(f"injected fault ({left - 1} more)")
+
+
+def _row(rec: dict, exp: dict, cfg: Config, res: dict | None, error: str | None, resumed_at: int, data) -> dict:
+    """A results-table row: the sample, its complexity, the outcome and the per-epoch curves."""
+    from .complexity import complexity
+    from .space import flat_row
+
+    row = flat_row(rec)
+    row.update(stages=rec["stages"], config=rec["config"])
+    tr = complexity(cfg.net.replace(res=data.res, classes=data.classes))
+    row.update(train_res=data.res, train_flops=tr.flops, train_params=tr.params, resumed_at=resumed_at)
+    if res is None:
+        row.update(status="failed", reason=error, error=None, best_error=None)
+        return row
+    eps = res["epochs"]
+    row.update(status=res["status"], reason=res["reason"], error=res["error"], best_error=res["best_error"],
+               errors=[e["val_error"] for e in eps], train_errors=[e["train_error"] for e in eps],
+               losses=[e["train_loss"] for e in eps], epoch_times=[e["time"] for e in eps],
+               ips=(sum(e["ips"] for e in eps) / len(eps)) if eps else None, epochs=len(eps), wall=res["wall"],
+               seed=res["seed"], threads=res["threads"], torch=res["torch"], dse=res["dse"])
+    return row
+
+
+# ---------------------------------------------------------------- the driver
+
+def ray_start(address: str | None, verbose: int = 0, cpus: int | None = None) -> None:
+    """Start (or join) Ray quietly: no dashboard, no usage stats, no log flood."""
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+    import ray
+
+    if ray.is_initialized():
+        return
+    kw = dict(include_dashboard=False, log_to_driver=verbose > 0, configure_logging=True,
+              logging_level=logging.INFO if verbose > 1 else logging.ERROR)
+    if address:
+        ray.init(address=address, **kw)
+    else:
+        ray.init(num_cpus=cpus or os.cpu_count(), **kw)
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose > 1 else logging.ERROR)
+
+
+@dataclass
+class Counts:
+    total: int
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    started: float = 0.0
+    base: int = 0  # rows already in the table when this run started
+
+    def line(self, name: str) -> str:
+        el = time.monotonic() - self.started
+        fin = self.done - self.base
+        left = self.total - self.done
+        eta = f"ETA {_dur(el / fin * left)}" if fin > 0 and left else ("ETA ?" if left else "finished")
+        return (f"{name}: {self.done}/{self.total} done ({self.failed} failed), {self.running} running, "
+                f"{_dur(el)} elapsed, {eta}")
+
+
+def _dur(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
+
+
+def _callback(out: Path, results: ResultsLog, counts: Counts, name: str, show):
+    from ray import tune
+
+    class Recorder(tune.Callback):
+        """Writes a row the moment a trial finishes (or fails for good) and keeps the progress line fresh."""
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            counts.running = sum(t.status == "RUNNING" for t in trials)
+            show()
+
+        def _record(self, trial, failed: bool, trials=()):
+            counts.running = max(0, sum(t.status == "RUNNING" for t in trials if t is not trial))
+            res = trial.last_result or {}
+            row = json.loads(res["row"]) if res.get("row") else None
+            if row is None:
+                rec = trial.config["point"]["sample"]
+                from .space import flat_row
+                row = {**flat_row(rec), "stages": rec["stages"], "config": rec["config"], "status": "failed",
+                       "reason": _error_text(trial) or "trial failed before reporting", "error": None}
+            if failed and row.get("status") == "ok":
+                row.update(status="failed", reason=_error_text(trial) or "trial errored")
+            if results.append(row):
+                counts.done += 1
+                counts.failed += row.get("status") != "ok"
+            show()
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._record(trial, False, trials)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._record(trial, True, trials)
+
+    return Recorder()
+
+
+def _trial_name(t) -> str:
+    return t.config["point"]["sample"]["id"]
+
+
+def _error_text(trial) -> str | None:
+    """The last line of a failed trial's error (its exception and message)."""
+    for attr in ("error_file", "error_filename"):
+        f = getattr(trial, attr, None)
+        if f and Path(str(f)).is_file():
+            lines = [ln for ln in Path(str(f)).read_text().splitlines() if ln.strip()]
+            return lines[-1][:300] if lines else None
+    return None
+
+
+def _checkpoints(out: Path) -> dict[str, str]:
+    """The newest checkpoint folder per sample id left by earlier runs of this sweep."""
+    found: dict[str, tuple] = {}
+    for st in (out / "ray").glob("run-*/*/checkpoint_*/state.pt"):
+        run = int(st.parents[2].name.split("-")[1]) if st.parents[2].name.split("-")[1].isdigit() else -1
+        key = (run, st.parent.name)
+        sid = st.parents[1].name
+        if sid not in found or key > found[sid][0]:
+            found[sid] = (key, str(st.parent))
+    return {k: v[1] for k, v in found.items()}
+
+
+def _write_status(out: Path, counts: Counts, state: str) -> None:
+    s = {"state": state, "pid": os.getpid(), "total": counts.total, "done": counts.done, "failed": counts.failed,
+         "running": counts.running, "updated": time.time()}
+    try:
+        write_atomic(out / STATUS, json.dumps(s), force=True)
+    except OSError:
+        pass
+
+
+def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resume: bool = False,
+          retries: int | None = None, verbose: int = 0, progress: bool = True, data=None) -> Path:
+    """Train every sample of an experiment as a Ray Tune trial; returns the sweep folder.
+
+    A new sweep refuses an existing non-empty folder; `resume=True` continues one: samples already in the table
+    are never trained or written again, unfinished ones continue from their last epoch checkpoint.
+    """
+    from .data import load_data
+    from .progress import interactive
+
+    out = Path(out).resolve()
+    if resume:
+        if not (out / PLAN).exists():
+            raise DseError(f"{out}: nothing to resume (no {PLAN}); start it without --resume")
+        saved = yaml.safe_load((out / EXP).read_text())
+        from .experiment import parse
+        exp = parse(saved, str(out / EXP))
+        recs = read_rows(out / PLAN)
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise DseError(f"{out}: already exists and is not empty; use --resume to continue it or pick a new --out")
+        if not out.parent.is_dir():
+            raise DseError(f"{out}: folder {out.parent} does not exist")
+        data = data or load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
+        recs = plan(exp)
+        out.mkdir(exist_ok=True)
+        write_atomic(out / EXP, yaml.safe_dump(exp.to_dict() | {"bands": {k: list(v) for k, v in exp.bands.items()}},
+                                               sort_keys=False), force=True)
+        write_atomic(out / PLAN, "".join(canonical(r) + "\n" for r in recs), force=True)
+    results = ResultsLog(out / JSONL)
+    todo = [r for r in recs if r["id"] not in results]
+    counts = Counts(total=len(recs), done=len(recs) - len(todo), base=len(recs) - len(todo),
+                    started=time.monotonic())
+    counts.failed = sum(1 for r in read_rows(out / JSONL) if r.get("status") != "ok") if (out / JSONL).exists() else 0
+    if not todo:
+        finalize(out)
+        _write_status(out, counts, "finished")
+        return out
+    data = data or load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
+    tty = progress and interactive()
+    last = [0.0]
+
+    def show(force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - last[0] >= (0.5 if tty else 15.0):
+            last[0] = now
+            _write_status(out, counts, "running")
+            if progress:
+                line = counts.line(exp.name)
+                print(("\r\033[K" + line) if tty else line, end="" if tty else "\n", flush=True,
+                      file=__import__("sys").stderr)
+
+    ray_start(address, verbose)
+    from ray import tune
+
+    prev = _checkpoints(out) if resume else {}
+    grid = [{"sample": r, "resume_from": prev.get(r["id"])} for r in todo]
+    exp_d = exp.to_dict()
+    runs = sorted(int(p.name.split("-")[1]) for p in (out / "ray").glob("run-*") if p.name.split("-")[1].isdigit())
+    name = f"run-{(runs[-1] + 1) if runs else 0}"
+    cpus = exp.cpus
+    trainable = tune.with_resources(tune.with_parameters(trial, data=data),
+                                    {"cpu": cpus, "gpu": exp.trial.get("gpus", 0)})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"exp": exp_d, "point": tune.grid_search(grid)},
+        tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=_trial_name, trial_name_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name=name, storage_path=str(out / "ray"), verbose=0,
+            callbacks=[_callback(out, results, counts, exp.name, show)],
+            failure_config=tune.FailureConfig(max_failures=exp.trial.get("retries", 0) if retries is None else retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+    show(force=True)
+    interrupted = False
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        interrupted = True
+    if tty:
+        print(file=__import__("sys").stderr)
+    missing = [r["id"] for r in recs if r["id"] not in results]
+    state = "interrupted" if interrupted else ("finished" if not missing else "incomplete")
+    _write_status(out, counts, state)
+    finalize(out)
+    if progress:
+        print(counts.line(exp.name), file=__import__("sys").stderr)
+    if interrupted:
+        raise KeyboardInterrupt
+    return out
