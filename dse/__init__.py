@@ -5,6 +5,9 @@ from .config import Config, Net, Stage
 from .errors import DseError
 from .space import Sample, Samples, Space, load, sample
 from .spec import list_spaces
+from . import experiment, status  # noqa: E402  (modules used as dse.experiment.load, dse.status.status)
+from .results import load_results
+from .sweep import sweep
 
 __version__ = "0.1.0"
 
@@ -17,4 +20,4 @@ def build(net, **override):
 
 
 __all__ = ["Config", "Cx", "DseError", "Net", "Sample", "Samples", "Space", "Stage", "build", "complexity",
-           "count", "describe", "list_spaces", "load", "sample"]
+           "count", "describe", "list_spaces", "load", "load_results", "sample", "sweep"]

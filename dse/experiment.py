@@ -9,11 +9,11 @@ from pathlib import Path
 import yaml
 
 from .errors import DseError
-from .units import parse_band
+from .units import check_band, parse_band
 
 KEYS = {"name", "doc", "spaces", "n", "seed", "flops", "params", "acts", "samples", "data", "train", "trial"}
 DATA_KEYS = {"name", "path", "res", "val_frac"}
-TRIAL_KEYS = {"cpus", "gpus", "retries", "keep_weights", "device", "threads"}
+TRIAL_KEYS = {"cpus", "gpus", "retries", "keep_weights", "device", "threads", "faults"}
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,21 @@ class Experiment:
     doc: str = ""
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["bands"] = {k: list(v) for k, v in self.bands.items()}
+        """The experiment in its file format (bands as [lo, hi]); parse(to_dict()) gives it back."""
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "bands"}
+        d["spaces"] = list(self.spaces)
+        d.update({k: list(v) for k, v in self.bands.items()})
         return d
 
     @property
     def cpus(self) -> float:
         return self.trial.get("cpus", 1)
+
+
+def _band(v, what: str) -> tuple:
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return check_band(tuple(v), what)
+    return tuple(parse_band(str(v), what))
 
 
 def _fail(path, key, why):
@@ -73,7 +81,7 @@ def parse(d: dict, path: str = "<experiment>", overrides: dict | None = None) ->
     n = d.get("n", 0)
     if spaces and not samples and (not isinstance(n, int) or isinstance(n, bool) or n <= 0):
         _fail(path, "n", f"must be a positive integer, got {n!r}")
-    bands = {m: tuple(parse_band(str(d[m]), f"{path}: {m}")) for m in ("flops", "params", "acts") if d.get(m)}
+    bands = {m: _band(d[m], f"{path}: {m}") for m in ("flops", "params", "acts") if d.get(m) is not None}
     for sub, keys in (("data", DATA_KEYS), ("trial", TRIAL_KEYS)):
         bad = set(d[sub]) - keys
         if bad:

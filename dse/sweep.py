@@ -104,7 +104,7 @@ def trial(config: dict, data=None) -> None:
                         checkpoint=tune.Checkpoint.from_directory(d))
 
     try:
-        _injected_fault(cfg.id)
+        _injected_fault(cfg.id, exp["trial"].get("faults"))
         res = train(lambda: build(cfg.net, res=data.res, classes=data.classes), data, recipe, seed=seed,
                     threads=threads, device=exp["trial"].get("device", "cpu"), on_epoch=on_epoch, resume=state)
     except Exception as e:  # recorded with its reason; Ray retries it if --retries allows
@@ -114,9 +114,8 @@ def trial(config: dict, data=None) -> None:
     tune.report({"final": True, "row": json.dumps(_row(rec, exp, cfg, res, None, resumed_at, data))})
 
 
-def _injected_fault(sid: str) -> None:
-    """Fault injection for reliability tests: $DSE_INJECT_FAULTS/<id> holds how many more attempts must raise."""
-    d = os.environ.get("DSE_INJECT_FAULTS")
+def _injected_fault(sid: str, d: str | None) -> None:
+    """Fault injection for reliability tests (trial.faults): the file <d>/<id> holds how many attempts raise."""
     f = Path(d) / sid if d else None
     if f is not None and f.exists():
         left = int(f.read_text() or 0)
@@ -285,8 +284,7 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
         data = data or load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
         recs = plan(exp)
         out.mkdir(exist_ok=True)
-        write_atomic(out / EXP, yaml.safe_dump(exp.to_dict() | {"bands": {k: list(v) for k, v in exp.bands.items()}},
-                                               sort_keys=False), force=True)
+        write_atomic(out / EXP, yaml.safe_dump(exp.to_dict(), sort_keys=False), force=True)
         write_atomic(out / PLAN, "".join(canonical(r) + "\n" for r in recs), force=True)
     results = ResultsLog(out / JSONL)
     todo = [r for r in recs if r["id"] not in results]
