@@ -137,7 +137,7 @@ def cmd_sweep(a) -> int:
     if a.retries is not None and a.retries < 0:
         raise DseError(f"--retries must be >= 0, got {a.retries}")
     try:
-        sweep(exp, out, address=a.address, resume=a.resume, retries=a.retries, verbose=a.verbose)
+        sweep(exp, out, address=a.address, resume=a.resume, retries=a.retries, verbose=a.verbose, csv=a.csv)
     except KeyboardInterrupt:
         print(f"dse: interrupted; finished rows are kept in {out}; continue with: dse sweep {a.experiment} "
               f"--out {out} --resume", file=sys.stderr)
@@ -198,6 +198,7 @@ def build_parser() -> Parser:
     s.add_argument("--data-path", help="data set folder (CIFAR, ImageFolder)")
     s.add_argument("--data", help="data set name, overriding the experiment's (digits, cifar10, cifar100, imagefolder)")
     s.add_argument("--cpus", type=float, help="CPUs per trial (also its torch threads)")
+    s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
     s.set_defaults(fn=cmd_sweep)
 
     s = sub.add_parser("status", help="progress of a running or stopped sweep")

@@ -259,7 +259,7 @@ def _write_status(out: Path, counts: Counts, state: str) -> None:
 
 
 def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resume: bool = False,
-          retries: int | None = None, verbose: int = 0, progress: bool = True, data=None) -> Path:
+          retries: int | None = None, verbose: int = 0, progress: bool = True, data=None, csv: bool = False) -> Path:
     """Train every sample of an experiment as a Ray Tune trial; returns the sweep folder.
 
     A new sweep refuses an existing non-empty folder; `resume=True` continues one: samples already in the table
@@ -292,7 +292,7 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
                     started=time.monotonic())
     counts.failed = sum(1 for r in read_rows(out / JSONL) if r.get("status") != "ok") if (out / JSONL).exists() else 0
     if not todo:
-        finalize(out)
+        finalize(out, csv)
         _write_status(out, counts, "finished")
         return out
     data = data or load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
@@ -341,7 +341,7 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
     missing = [r["id"] for r in recs if r["id"] not in results]
     state = "interrupted" if interrupted else ("finished" if not missing else "incomplete")
     _write_status(out, counts, state)
-    finalize(out)
+    finalize(out, csv)
     if progress:
         print(counts.line(exp.name), file=__import__("sys").stderr)
     if interrupted:
