@@ -11,7 +11,9 @@ import yaml
 from .errors import DseError
 from .units import check_band, parse_band
 
-KEYS = {"name", "doc", "spaces", "n", "seed", "flops", "params", "acts", "samples", "data", "train", "trial"}
+KEYS = {"name", "doc", "spaces", "n", "seed", "flops", "params", "acts", "samples", "data", "train", "trial",
+        "reward"}
+REWARD_KEYS = {"w", "v", "s_ref", "p_ref"}
 DATA_KEYS = {"name", "path", "res", "val_frac"}
 TRIAL_KEYS = {"cpus", "gpus", "retries", "keep_weights", "device", "threads", "faults"}
 
@@ -30,6 +32,7 @@ class Experiment:
     train: dict = field(default_factory=dict)
     trial: dict = field(default_factory=lambda: {"cpus": 1})
     doc: str = ""
+    reward: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The experiment in its file format (bands as [lo, hi]); parse(to_dict()) gives it back."""
@@ -92,6 +95,9 @@ def parse(d: dict, path: str = "<experiment>", overrides: dict | None = None) ->
     except DseError as e:
         _fail(path, "train", str(e))
     trial = {"cpus": 1, "retries": 0, **d["trial"]}
+    reward = dict(d.get("reward") or {})
+    if set(reward) - REWARD_KEYS or not all(isinstance(v, (int, float)) for v in reward.values()):
+        _fail(path, "reward", f"numbers for {', '.join(sorted(REWARD_KEYS))} only, got {reward}")
     if not isinstance(trial["cpus"], (int, float)) or trial["cpus"] <= 0:
         _fail(path, "trial.cpus", f"must be positive, got {trial['cpus']!r}")
     if samples:
@@ -100,7 +106,8 @@ def parse(d: dict, path: str = "<experiment>", overrides: dict | None = None) ->
             sp = (Path(path).parent / sp) if (Path(path).parent / sp).exists() else sp
         samples = str(sp)
     return Experiment(name=str(name), spaces=tuple(spaces), n=int(n or 0), seed=int(d.get("seed", 0)), bands=bands,
-                      samples=samples, data=data, train=dict(d["train"]), trial=trial, doc=str(d.get("doc", "")))
+                      samples=samples, data=data, train=dict(d["train"]), trial=trial, doc=str(d.get("doc", "")),
+                      reward=reward)
 
 
 def load(path: str | Path, overrides: dict | None = None) -> Experiment:

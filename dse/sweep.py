@@ -114,6 +114,12 @@ def trial(config: dict, data=None) -> None:
     tune.report({"final": True, "row": json.dumps(_row(rec, exp, cfg, res, None, resumed_at, data))})
 
 
+def reward(error: float, step_time: float, params: float, w: float = -0.07, v: float = -0.05,
+           s_ref: float = 1.0, p_ref: float = 1e6) -> float:
+    """EfficientNetV2's training-aware reward A * S^w * P^v: accuracy, step time (s, over s_ref), params (over p_ref)."""
+    return (1 - error / 100) * (step_time / s_ref) ** w * (params / p_ref) ** v
+
+
 def _injected_fault(sid: str, d: str | None) -> None:
     """Fault injection for reliability tests (trial.faults): the file <d>/<id> holds how many attempts raise."""
     f = Path(d) / sid if d else None
@@ -137,6 +143,10 @@ def _row(rec: dict, exp: dict, cfg: Config, res: dict | None, error: str | None,
         row.update(status="failed", reason=error, error=None, best_error=None)
         return row
     eps = res["epochs"]
+    if res["error"] is not None and eps:
+        bs = exp["train"].get("batch_size", 128)
+        step = sum(bs / e["ips"] for e in eps if e["ips"]) / len(eps)  # seconds per training step
+        row.update(step_time=step, reward=reward(res["error"], step, tr.params, **exp.get("reward", {})))
     row.update(status=res["status"], reason=res["reason"], error=res["error"], best_error=res["best_error"],
                errors=[e["val_error"] for e in eps], train_errors=[e["train_error"] for e in eps],
                losses=[e["train_loss"] for e in eps], epoch_times=[e["time"] for e in eps],

@@ -1,0 +1,79 @@
+"""The trainer: learns, is deterministic, resumes exactly, and records divergence as a failure."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dse.data import load_data
+from dse.errors import DseError
+from dse.train import Recipe, evaluate, lr_at, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_data("digits", res=16)
+
+
+def tiny():
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+                         nn.Flatten(), nn.Linear(256, 10))
+
+
+def test_learns_well_below_chance(digits):
+    r = train(tiny, digits, Recipe(epochs=3, batch_size=64, lr=0.2), seed=0, threads=1)
+    assert r["status"] == "ok" and r["reason"] is None
+    assert r["error"] < 40  # chance is 90 %
+    assert len(r["epochs"]) == 3 and r["epochs"][0]["epoch"] == 1
+    assert {"train_loss", "train_error", "val_error", "lr", "time", "ips"} <= set(r["epochs"][0])
+    assert r["best_error"] == min(e["val_error"] for e in r["epochs"])
+    assert r["threads"] == 1 and r["seed"] == 0 and r["torch"] == torch.__version__
+
+
+def test_same_seed_same_threads_same_error(digits):
+    a = train(tiny, digits, Recipe(epochs=2, batch_size=64), seed=3, threads=1)
+    b = train(tiny, digits, Recipe(epochs=2, batch_size=64), seed=3, threads=1)
+    c = train(tiny, digits, Recipe(epochs=2, batch_size=64), seed=4, threads=1)
+    assert [e["val_error"] for e in a["epochs"]] == [e["val_error"] for e in b["epochs"]]
+    assert [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]
+    assert [e["train_loss"] for e in a["epochs"]] != [e["train_loss"] for e in c["epochs"]]
+
+
+def test_resume_from_epoch_state_is_exact(digits):
+    states = []
+    full = train(tiny, digits, Recipe(epochs=3, batch_size=64), seed=1, threads=1,
+                 on_epoch=lambda m, s: states.append(s))
+    assert [s["epoch"] for s in states] == [1, 2, 3]
+    resumed = train(tiny, digits, Recipe(epochs=3, batch_size=64), seed=1, threads=1, resume=states[0])
+    assert [e["val_error"] for e in resumed["epochs"]] == [e["val_error"] for e in full["epochs"]]
+    assert [e["train_loss"] for e in resumed["epochs"]] == [e["train_loss"] for e in full["epochs"]]
+    done = train(tiny, digits, Recipe(epochs=3, batch_size=64), seed=1, threads=1, resume=states[-1])
+    assert done["error"] == full["error"]  # a finished state trains nothing more
+
+
+def test_divergence_is_a_failed_status_not_an_exception(digits):
+    r = train(tiny, digits, Recipe(epochs=2, batch_size=64, lr=1e12), seed=0, threads=1)
+    assert r["status"] == "failed" and "diverged" in r["reason"] and "epoch" in r["reason"]
+
+
+def test_warmup_then_cosine_schedule():
+    peak, total, warm = 0.4, 100, 10
+    assert lr_at(0, total, warm, peak) == pytest.approx(peak / warm)
+    assert lr_at(warm - 1, total, warm, peak) == pytest.approx(peak)
+    mid = warm + (total - warm) // 2
+    assert lr_at(mid, total, warm, peak) == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * (mid - warm) / (total - warm))), rel=0.05)
+    assert lr_at(total - 1, total, warm, peak) < 0.01 * peak
+
+
+def test_recipe_validation():
+    with pytest.raises(DseError, match="unknown training recipe keys: zz"):
+        Recipe.from_dict({"zz": 1})
+    with pytest.raises(DseError, match="epochs"):
+        Recipe(epochs=0)
+
+
+def test_evaluate_at_another_resolution(digits):
+    m = tiny()
+    e16 = evaluate(m, digits)
+    e24 = evaluate(m, digits, res=24)
+    assert 0 <= e16 <= 100 and 0 <= e24 <= 100
