@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from dse.data import Data, batches, resize
 from dse.errors import DseError
+from dse.progressive import mixup, randaugment, resize_batch, schedule, set_dropout
 
 
 @dataclass(frozen=True)
@@ -139,9 +140,12 @@ def result(status: str, reason: str | None, history: list, wall: float, seed: in
 
 def train(model: torch.nn.Module | Callable[[], torch.nn.Module], data: Data, recipe: Recipe, *, seed: int = 0,
           threads: int | None = None, device: str = "cpu", on_epoch: Callable[[dict, dict], None] | None = None,
-          resume: dict | None = None) -> dict:
+          resume: dict | None = None, progressive=None) -> dict:
     """Train with SGD (weight decay on all parameters) and return metrics; pass a zero-arg model builder
-    (preferred: it is called right after torch.manual_seed(seed)) or a module built after seeding yourself."""
+    (preferred: it is called right after torch.manual_seed(seed)) or a module built after seeding yourself.
+
+    `progressive` (a dse.progressive.Progressive) raises image size, dropout, RandAugment magnitude and mixup
+    alpha together over its stages; each epoch's settings are recorded with its metrics."""
     t0 = time.perf_counter()
     if threads is not None:
         torch.set_num_threads(int(threads))
@@ -163,17 +167,27 @@ def train(model: torch.nn.Module | Callable[[], torch.nn.Module], data: Data, re
         history, prior = copy.deepcopy(resume["history"]), float(resume.get("wall", 0.0))
     spe = steps_per_epoch(data.n_train, recipe.batch_size)
     total, warm = recipe.epochs * spe, round(recipe.warmup * spe)
+    plan = schedule(progressive, recipe.epochs, data.res) if progressive is not None else None
     for epoch in range(start + 1, recipe.epochs + 1):
         te = time.perf_counter()
         net.train()
+        sched = plan[epoch - 1] if plan else None
+        if sched:
+            set_dropout(net, sched["dropout"])
         loss_sum, wrong, seen, lr = 0.0, 0, 0, 0.0
         for i, (x, y) in enumerate(batches(data, recipe.batch_size, train=True, generator=gen, pad=None)):
             lr = lr_at((epoch - 1) * spe + i, total, warm, recipe.peak_lr)
             for g in opt.param_groups:
                 g["lr"] = lr
-            x, y = x.to(device), y.to(device)
+            y2, lam = y, 1.0
+            if sched:
+                x = randaugment(resize_batch(x, sched["res"]), sched["randaug"], gen)
+                x, y, y2, lam = mixup(x, y, sched["mixup"], gen)
+            x, y, y2 = x.to(device), y.to(device), y2.to(device)
             out = net(x)
             loss = F.cross_entropy(out, y, label_smoothing=recipe.label_smoothing)
+            if lam < 1.0:
+                loss = lam * loss + (1 - lam) * F.cross_entropy(out, y2, label_smoothing=recipe.label_smoothing)
             v = loss.item()
             if not math.isfinite(v):
                 wall = prior + time.perf_counter() - t0
@@ -188,6 +202,8 @@ def train(model: torch.nn.Module | Callable[[], torch.nn.Module], data: Data, re
         val = evaluate(net, data)
         m = {"epoch": epoch, "train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen,
              "val_error": val, "lr": lr, "time": time.perf_counter() - te, "ips": seen / tt if tt > 0 else 0.0}
+        if sched:
+            m.update({k: sched[k] for k in ("stage", "res", "dropout", "randaug", "mixup")})
         history.append(m)
         if on_epoch is not None:
             wall = prior + time.perf_counter() - t0

@@ -77,3 +77,38 @@ def test_evaluate_at_another_resolution(digits):
     e16 = evaluate(m, digits)
     e24 = evaluate(m, digits, res=24)
     assert 0 <= e16 <= 100 and 0 <= e24 <= 100
+
+
+def test_progressive_schedule_is_applied_per_epoch(digits):
+    from dse.progressive import Progressive, schedule
+    p = Progressive(stages=4, res_min=8, res_max=16, randaug=(5, 15), mixup=(0.0, 0.2), dropout=(0.1, 0.3))
+    sch = schedule(p, 8, 16)
+    # 8 epochs in 4 stages: two epochs per stage, every setting rising linearly from min to max
+    assert [s["stage"] for s in sch] == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert [s["res"] for s in sch[::2]] == [8, 11, 13, 16]
+    assert [round(s["dropout"], 4) for s in sch[::2]] == [0.1, 0.1667, 0.2333, 0.3]
+    assert sch[0]["randaug"] == 5 and sch[-1]["randaug"] == 15 and sch[-1]["mixup"] == pytest.approx(0.2)
+
+    def model():
+        return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                             nn.Dropout(0.0), nn.Linear(64, 10))
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model()
+
+        def forward(self, x):
+            if self.training:
+                seen.append((x.shape[-1], self.m[4].p))
+            return self.m(x)
+
+    r = train(Spy, digits, Recipe(epochs=8, batch_size=256), seed=0, threads=1, progressive=p)
+    assert r["status"] == "ok"
+    assert [e["res"] for e in r["epochs"]] == [s["res"] for s in sch]
+    per_epoch = len(seen) // 8
+    assert [seen[i * per_epoch] for i in range(8)] == [(s["res"], pytest.approx(s["dropout"])) for s in sch]
+    # the V2-S defaults scale to the experiment's image size: 128/300 of it up to the full size
+    d = schedule(Progressive(), 4, 32)
+    assert (d[0]["res"], d[-1]["res"], d[0]["randaug"], d[-1]["randaug"]) == (14, 32, 5, 15)

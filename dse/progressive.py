@@ -1,0 +1,116 @@
+"""Progressive learning with adaptive regularisation (EfficientNetV2, Sec. 4.2), as pure schedule functions
+plus batched tensor augmentations: image size, dropout, RandAugment magnitude and mixup alpha all rise together
+over K stages of training."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+from .errors import DseError
+
+# EfficientNetV2-S (Table 6 of the paper): image size 128 -> 300, RandAugment 5 -> 15, mixup 0, dropout 0.1 -> 0.3
+V2S = {"res": (128, 300), "randaug": (5.0, 15.0), "mixup": (0.0, 0.0), "dropout": (0.1, 0.3)}
+
+
+@dataclass(frozen=True)
+class Progressive:
+    """Min/max per setting over `stages` equal stages; res_min/res_max None means the V2-S ratio 128/300 of res."""
+
+    stages: int = 4
+    res_min: int | None = None
+    res_max: int | None = None
+    randaug: tuple = V2S["randaug"]
+    mixup: tuple = V2S["mixup"]
+    dropout: tuple = V2S["dropout"]
+
+    def __post_init__(self):
+        if not isinstance(self.stages, int) or self.stages < 1:
+            raise DseError(f"progressive: stages must be a positive integer, got {self.stages!r}")
+        for k in ("randaug", "mixup", "dropout"):
+            v = getattr(self, k)
+            if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)):
+                raise DseError(f"progressive: {k} must be [min, max], got {v!r}")
+            object.__setattr__(self, k, tuple(float(x) for x in v))
+        if not 0 <= self.dropout[0] <= self.dropout[1] < 1:
+            raise DseError(f"progressive: dropout must satisfy 0 <= min <= max < 1, got {self.dropout}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Progressive":
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise DseError(f"progressive: unknown keys {', '.join(unknown)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def schedule(p: Progressive, epochs: int, res: int) -> list[dict]:
+    """Per epoch (1-based): stage, res, dropout, randaug and mixup; each rises linearly from min to max by stage."""
+    lo = p.res_min or max(4, round(res * V2S["res"][0] / V2S["res"][1]))
+    hi = p.res_max or res
+    if lo > hi:
+        raise DseError(f"progressive: res_min {lo} > res_max {hi}")
+    k = min(p.stages, epochs)
+    out = []
+    for e in range(epochs):
+        s = e * k // epochs  # stage of this epoch, 0..k-1
+        t = s / (k - 1) if k > 1 else 1.0
+        lerp = lambda v: v[0] + (v[1] - v[0]) * t  # noqa: E731
+        out.append({"epoch": e + 1, "stage": s + 1, "res": int(round(lo + (hi - lo) * t)),
+                    "dropout": lerp(p.dropout), "randaug": lerp(p.randaug), "mixup": lerp(p.mixup)})
+    return out
+
+
+def randaugment(x: torch.Tensor, magnitude: float, generator: torch.Generator | None = None, n_ops: int = 2,
+                max_magnitude: float = 30.0) -> torch.Tensor:
+    """A batched RandAugment-style transform on normalised tensors: every image gets n_ops ops drawn from
+    identity, brightness, contrast, translate x/y and cutout, at strength magnitude/max_magnitude."""
+    if magnitude <= 0:
+        return x
+    m = min(magnitude / max_magnitude, 1.0)
+    n, c, h, w = x.shape
+    x = x.clone()
+    for _ in range(n_ops):
+        op = torch.randint(0, 6, (n,), generator=generator)
+        sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+        sel = lambda k: (op == k).view(n, 1, 1, 1)  # noqa: E731
+        x = torch.where(sel(1), x + sign.view(n, 1, 1, 1) * m, x)  # brightness (in std units)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = torch.where(sel(2), mean + (x - mean) * (1 + sign.view(n, 1, 1, 1) * 0.9 * m), x)  # contrast
+        shift = (sign * m * 0.3 * w).round().long()
+        cols = (torch.arange(w).view(1, w) - shift.view(n, 1)).clamp(0, w - 1)
+        tx = x.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w))
+        x = torch.where(sel(3), tx, x)  # translate x (edge replicate)
+        rows = (torch.arange(h).view(1, h) - (sign * m * 0.3 * h).round().long().view(n, 1)).clamp(0, h - 1)
+        ty = x.gather(2, rows.view(n, 1, h, 1).expand(n, c, h, w))
+        x = torch.where(sel(4), ty, x)  # translate y
+        size = max(1, int(round(m * 0.5 * min(h, w))))
+        cy = torch.randint(0, h, (n, 1), generator=generator)
+        cx = torch.randint(0, w, (n, 1), generator=generator)
+        hole = ((torch.arange(h).view(1, h) - cy).abs() <= size // 2).view(n, 1, h, 1) & \
+               ((torch.arange(w).view(1, w) - cx).abs() <= size // 2).view(n, 1, 1, w)
+        x = torch.where(sel(5) & hole, torch.zeros_like(x), x)  # cutout
+    return x
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Generator | None = None):
+    """Mix a batch with a permutation of itself: (x_mixed, y, y_perm, lam); alpha <= 0 leaves it unchanged."""
+    if alpha <= 0:
+        return x, y, y, 1.0
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())  # torch's seeded global stream
+    perm = torch.randperm(len(y), generator=generator)
+    return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+
+
+def set_dropout(model: torch.nn.Module, p: float) -> None:
+    """Set the rate of every dropout layer of a model."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = p
+
+
+def resize_batch(x: torch.Tensor, res: int) -> torch.Tensor:
+    return x if x.shape[-1] == res else F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False)
