@@ -146,6 +146,18 @@ def cmd_sweep(a) -> int:
     return 0
 
 
+def cmd_fixres(a) -> int:
+    from .fixres import fixres
+
+    sizes = [x for x in a.test_sizes.replace(",", " ").split() if x]
+    df = fixres(a.run, sizes, ids=a.id, top=a.top, tune_epochs=a.finetune)
+    if a.json:
+        print(df.to_json(orient="records"))
+    else:
+        print(df.round(2).to_string(index=False))
+    return 0
+
+
 def cmd_status(a) -> int:
     from .status import status
 
@@ -200,6 +212,16 @@ def build_parser() -> Parser:
     s.add_argument("--cpus", type=float, help="CPUs per trial (also its torch threads)")
     s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
     s.set_defaults(fn=cmd_sweep)
+
+    s = sub.add_parser("fixres", help="errors of trained models at several test resolutions (FixRes)")
+    s.add_argument("run", help="a sweep folder run with trial.keep_weights, or one weights/<id>.pt file")
+    s.add_argument("--test-sizes", required=True, help="e.g. 24,32,40")
+    s.add_argument("--top", type=int, help="only the K best models of the sweep")
+    s.add_argument("--id", nargs="+", help="only these sample ids")
+    s.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
+                   help="fine-tune the classifier (and last BN statistics) at the best size, then report the gain")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_fixres)
 
     s = sub.add_parser("status", help="progress of a running or stopped sweep")
     s.add_argument("dir")

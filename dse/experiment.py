@@ -12,10 +12,10 @@ from .errors import DseError
 from .units import check_band, parse_band
 
 KEYS = {"name", "doc", "spaces", "n", "seed", "flops", "params", "acts", "samples", "data", "train", "trial",
-        "reward"}
+        "reward", "progressive"}
 REWARD_KEYS = {"w", "v", "s_ref", "p_ref"}
 DATA_KEYS = {"name", "path", "res", "val_frac"}
-TRIAL_KEYS = {"cpus", "gpus", "retries", "keep_weights", "device", "threads", "faults"}
+TRIAL_KEYS = {"cpus", "gpus", "retries", "keep_weights", "device", "threads", "faults", "test_sizes"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Experiment:
     trial: dict = field(default_factory=lambda: {"cpus": 1})
     doc: str = ""
     reward: dict = field(default_factory=dict)
+    progressive: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The experiment in its file format (bands as [lo, hi]); parse(to_dict()) gives it back."""
@@ -95,6 +96,19 @@ def parse(d: dict, path: str = "<experiment>", overrides: dict | None = None) ->
     except DseError as e:
         _fail(path, "train", str(e))
     trial = {"cpus": 1, "retries": 0, **d["trial"]}
+    prog = dict(d.get("progressive") or {})
+    if prog:
+        from .progressive import Progressive
+        try:
+            Progressive.from_dict(prog)
+        except DseError as e:
+            _fail(path, "progressive", str(e))
+    if trial.get("test_sizes") is not None:
+        from .fixres import check_sizes
+        try:
+            trial["test_sizes"] = check_sizes(trial["test_sizes"])
+        except DseError as e:
+            _fail(path, "trial.test_sizes", str(e))
     reward = dict(d.get("reward") or {})
     if set(reward) - REWARD_KEYS or not all(isinstance(v, (int, float)) for v in reward.values()):
         _fail(path, "reward", f"numbers for {', '.join(sorted(REWARD_KEYS))} only, got {reward}")
@@ -107,7 +121,7 @@ def parse(d: dict, path: str = "<experiment>", overrides: dict | None = None) ->
         samples = str(sp)
     return Experiment(name=str(name), spaces=tuple(spaces), n=int(n or 0), seed=int(d.get("seed", 0)), bands=bands,
                       samples=samples, data=data, train=dict(d["train"]), trial=trial, doc=str(d.get("doc", "")),
-                      reward=reward)
+                      reward=reward, progressive=prog)
 
 
 def load(path: str | Path, overrides: dict | None = None) -> Experiment:

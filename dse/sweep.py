@@ -80,7 +80,9 @@ def trial(config: dict, data=None) -> None:
     import torch
     from ray import tune
 
+    from .fixres import errors_at, save_weights
     from .models import build
+    from .progressive import Progressive
     from .train import Recipe, train
 
     rec, exp = config["point"]["sample"], config["exp"]
@@ -103,10 +105,30 @@ def trial(config: dict, data=None) -> None:
             tune.report({"epoch": m["epoch"], "val_error": m["val_error"], "final": False},
                         checkpoint=tune.Checkpoint.from_directory(d))
 
+    prog = Progressive.from_dict(exp["progressive"]) if exp.get("progressive") else None
+    kw = {"res": data.res, "classes": data.classes}
+    if prog is not None:
+        kw["dropout"] = max(cfg.net.dropout, prog.dropout[1])  # a dropout layer for the schedule to drive
+    final = {}
+
+    def keep(m: dict, st: dict) -> None:
+        final["model"] = st["model"]
+        on_epoch(m, st)
+
     try:
         _injected_fault(cfg.id, exp["trial"].get("faults"))
-        res = train(lambda: build(cfg.net, res=data.res, classes=data.classes), data, recipe, seed=seed,
-                    threads=threads, device=exp["trial"].get("device", "cpu"), on_epoch=on_epoch, resume=state)
+        res = train(lambda: build(cfg.net, **kw), data, recipe, seed=seed, threads=threads,
+                    device=exp["trial"].get("device", "cpu"), on_epoch=keep, resume=state, progressive=prog)
+        sizes = exp["trial"].get("test_sizes")
+        if res["status"] == "ok" and (sizes or exp["trial"].get("keep_weights")):
+            model = build(cfg.net, **kw)
+            model.load_state_dict(final.get("model") or state["model"])
+            if sizes:
+                res["test_errors"] = {str(k): v for k, v in errors_at(model, data, sizes).items()}
+            if exp["trial"].get("keep_weights"):
+                wdir = Path(exp["trial"]["weights_dir"])
+                wdir.mkdir(parents=True, exist_ok=True)
+                save_weights(wdir / f"{cfg.id}.pt", rec, model.state_dict())
     except Exception as e:  # recorded with its reason; Ray retries it if --retries allows
         reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
         tune.report({"final": True, "row": json.dumps(_row(rec, exp, cfg, None, reason, resumed_at, data))})
@@ -152,6 +174,13 @@ def _row(rec: dict, exp: dict, cfg: Config, res: dict | None, error: str | None,
                losses=[e["train_loss"] for e in eps], epoch_times=[e["time"] for e in eps],
                ips=(sum(e["ips"] for e in eps) / len(eps)) if eps else None, epochs=len(eps), wall=res["wall"],
                seed=res["seed"], threads=res["threads"], torch=res["torch"], dse=res["dse"])
+    if res.get("test_errors"):
+        te = res["test_errors"]
+        best = min(te, key=te.get)
+        row.update(test_errors=te, best_test_size=int(best), best_test_error=te[best],
+                   fixres_gain=(res["error"] - te[best]) if res["error"] is not None else None)
+    if eps and "res" in eps[0]:
+        row["schedule"] = [{k: e[k] for k in ("stage", "res", "dropout", "randaug", "mixup")} for e in eps]
     return row
 
 
@@ -222,6 +251,7 @@ def _callback(out: Path, results: ResultsLog, counts: Counts, name: str, show):
             if results.append(row):
                 counts.done += 1
                 counts.failed += row.get("status") != "ok"
+            _drop_checkpoints(trial)
             show()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -231,6 +261,16 @@ def _callback(out: Path, results: ResultsLog, counts: Counts, name: str, show):
             self._record(trial, True, trials)
 
     return Recorder()
+
+
+def _drop_checkpoints(trial) -> None:
+    """A finished trial's epoch checkpoints are not needed once its row is durable (bounded disk use)."""
+    import shutil
+
+    path = getattr(trial, "path", None) or getattr(trial, "local_path", None)
+    if path and Path(str(path)).is_dir():
+        for ck in Path(str(path)).glob("checkpoint_*"):
+            shutil.rmtree(ck, ignore_errors=True)
 
 
 def _trial_name(t) -> str:
@@ -325,6 +365,7 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
     prev = _checkpoints(out) if resume else {}
     grid = [{"sample": r, "resume_from": prev.get(r["id"])} for r in todo]
     exp_d = exp.to_dict()
+    exp_d["trial"]["weights_dir"] = str(out / "weights")
     runs = sorted(int(p.name.split("-")[1]) for p in (out / "ray").glob("run-*") if p.name.split("-")[1].isdigit())
     name = f"run-{(runs[-1] + 1) if runs else 0}"
     cpus = exp.cpus
