@@ -5,14 +5,14 @@ from .complexity import complexity
 from .space import Sample, load
 
 
-def describe(space: str, preset: str | None = None, res: int | None = None, **params) -> Sample:
-    """One configuration of a space from given parameters (or a preset), with its complexity."""
+def describe(space: str, preset: str | None = None, at_res: int | None = None, **params) -> Sample:
+    """One configuration of a space from given parameters (or a preset), with its complexity (at `at_res` if given)."""
     sp = load(space)
     cfg = sp.preset(preset) if preset else sp.make(params)
     if preset and params:
         cfg = sp.make({**cfg.p, **params})
-    if res:
+    if at_res:
         from .config import Config
 
-        cfg = Config(space=cfg.space, params=cfg.params, net=cfg.net.replace(res=res))
+        cfg = Config(space=cfg.space, params=cfg.params, net=cfg.net.replace(res=at_res))
     return Sample(cfg, complexity(cfg.net))

@@ -88,7 +88,7 @@ def cmd_show(a) -> int:
 def cmd_describe(a) -> int:
     from .api import describe
 
-    s = describe(a.space, preset=a.preset, res=a.res, **parse_sets(a.set))
+    s = describe(a.space, preset=a.preset, at_res=a.res, **parse_sets(a.set))
     rec = s.to_dict()
     print(json.dumps(rec, sort_keys=True) if a.json else stage_table(rec))
     return 0
@@ -158,6 +158,57 @@ def cmd_fixres(a) -> int:
     return 0
 
 
+def _phis(text: str) -> list[int]:
+    try:
+        if ".." in text:
+            lo, hi = text.split("..")
+            return list(range(int(lo), int(hi) + 1))
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise DseError(f"--phi: expected N, A..B or a comma list, got '{text}'") from None
+
+
+def cmd_scale_apply(a) -> int:
+    from .scaling import family
+
+    df = family(a.alpha, a.beta, a.gamma, _phis(a.phi), a.base_res)
+    if a.json:
+        print(df.to_json(orient="records"))
+    else:
+        from .units import fmt
+        show = df.assign(flops=df["flops"].map(fmt), params=df["params"].map(fmt), acts=df["acts"].map(fmt))
+        print(f"alpha={a.alpha} beta={a.beta} gamma={a.gamma} (alpha*beta^2*gamma^2 = "
+              f"{a.alpha * a.beta ** 2 * a.gamma ** 2:.3f})")
+        print(show.round(4).to_string(index=False))
+    return 0
+
+
+def cmd_scale_grid(a) -> int:
+    from .experiment import load
+    from .results import load_results
+    from .sweep import sweep
+
+    exp = load(a.experiment)
+    if not exp.grid:
+        raise DseError(f"{a.experiment}: no `grid:` section (step, tol, max, base_res, phi, width, depth)")
+    out = a.out or f"runs/{exp.name}"
+    from .sweep import grid_plan
+
+    cands = grid_plan(exp.grid)
+    sweep(exp, out, address=a.address, resume=a.resume, verbose=a.verbose)
+    df = load_results(out)
+    if len(cands) > len(df):
+        print(f"note: {len(cands)} grid points build {len(df)} distinct networks (depth/width rounding); "
+              f"each network is trained once, under its first (alpha, beta, gamma)")
+    cols = [c for c in ("alpha", "beta", "gamma", "error", "flops", "params", "status") if c in df.columns]
+    df = df.assign(abg=df["alpha"] * df["beta"] ** 2 * df["gamma"] ** 2).sort_values("error", na_position="last")
+    print(df[cols + ["abg"]].round(4).to_string(index=False))
+    best = df.iloc[0]
+    print(f"best: alpha={best['alpha']} beta={best['beta']} gamma={best['gamma']} (error {best['error']:.2f}%); "
+          f"the paper found alpha=1.2 beta=1.1 gamma=1.15 on ImageNet")
+    return 0
+
+
 def cmd_status(a) -> int:
     from .status import status
 
@@ -222,6 +273,24 @@ def build_parser() -> Parser:
                    help="fine-tune the classifier (and last BN statistics) at the best size, then report the gain")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_fixres)
+
+    s = sub.add_parser("scale", help="EfficientNet compound scaling: the alpha/beta/gamma grid, scaled families")
+    scale = s.add_subparsers(dest="scale_cmd", metavar="grid|apply", parser_class=Parser)
+    scale.required = True
+    g = scale.add_parser("grid", help="train every (alpha, beta, gamma) of an experiment's grid at phi=1, rank them")
+    g.add_argument("experiment")
+    g.add_argument("--out")
+    g.add_argument("--address")
+    g.add_argument("--resume", action="store_true")
+    g.set_defaults(fn=cmd_scale_grid)
+    g = scale.add_parser("apply", help="the compound-scaled family and its complexity")
+    g.add_argument("--alpha", type=float, default=1.2)
+    g.add_argument("--beta", type=float, default=1.1)
+    g.add_argument("--gamma", type=float, default=1.15)
+    g.add_argument("--phi", default="0..7", help="N, A..B or a comma list (default 0..7)")
+    g.add_argument("--base-res", type=int, default=224)
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(fn=cmd_scale_apply)
 
     s = sub.add_parser("status", help="progress of a running or stopped sweep")
     s.add_argument("dir")

@@ -12,7 +12,8 @@ from .errors import DseError
 from .units import check_band, parse_band
 
 KEYS = {"name", "doc", "spaces", "n", "seed", "flops", "params", "acts", "samples", "data", "train", "trial",
-        "reward", "progressive"}
+        "reward", "progressive", "grid"}
+GRID_KEYS = {"step", "tol", "max", "base_res", "phi", "width", "depth"}
 REWARD_KEYS = {"w", "v", "s_ref", "p_ref"}
 DATA_KEYS = {"name", "path", "res", "val_frac"}
 TRIAL_KEYS = {"cpus", "gpus", "retries", "keep_weights", "device", "threads", "faults", "test_sizes"}
@@ -34,6 +35,7 @@ class Experiment:
     doc: str = ""
     reward: dict = field(default_factory=dict)
     progressive: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The experiment in its file format (bands as [lo, hi]); parse(to_dict()) gives it back."""
@@ -80,10 +82,13 @@ def parse(d: dict, path: str = "<experiment>", overrides: dict | None = None) ->
     if isinstance(spaces, str):
         spaces = [spaces]
     samples = d.get("samples")
-    if not spaces and not samples:
-        _fail(path, "spaces", "give a list of spaces (with n and a band) or a samples file")
+    grid = dict(d.get("grid") or {})
+    if set(grid) - GRID_KEYS:
+        _fail(path, f"grid.{sorted(set(grid) - GRID_KEYS)[0]}", f"unknown key (known: {', '.join(sorted(GRID_KEYS))})")
+    if not spaces and not samples and not grid:
+        _fail(path, "spaces", "give a list of spaces (with n and a band), a samples file, or a grid")
     n = d.get("n", 0)
-    if spaces and not samples and (not isinstance(n, int) or isinstance(n, bool) or n <= 0):
+    if spaces and not samples and not grid and (not isinstance(n, int) or isinstance(n, bool) or n <= 0):
         _fail(path, "n", f"must be a positive integer, got {n!r}")
     bands = {m: _band(d[m], f"{path}: {m}") for m in ("flops", "params", "acts") if d.get(m) is not None}
     for sub, keys in (("data", DATA_KEYS), ("trial", TRIAL_KEYS)):
@@ -91,6 +96,8 @@ def parse(d: dict, path: str = "<experiment>", overrides: dict | None = None) ->
         if bad:
             _fail(path, f"{sub}.{sorted(bad)[0]}", f"unknown key (known: {', '.join(sorted(keys))})")
     data = {"name": "digits", "res": 32, **d["data"]}
+    if not (data["res"] == "net" or (isinstance(data["res"], int) and data["res"] > 0)):
+        _fail(path, "data.res", f"must be a positive integer or 'net' (each sample's own resolution), got {data['res']!r}")
     try:
         Recipe.from_dict(d["train"])
     except DseError as e:
@@ -121,7 +128,7 @@ def parse(d: dict, path: str = "<experiment>", overrides: dict | None = None) ->
         samples = str(sp)
     return Experiment(name=str(name), spaces=tuple(spaces), n=int(n or 0), seed=int(d.get("seed", 0)), bands=bands,
                       samples=samples, data=data, train=dict(d["train"]), trial=trial, doc=str(d.get("doc", "")),
-                      reward=reward, progressive=prog)
+                      reward=reward, progressive=prog, grid=grid)
 
 
 def load(path: str | Path, overrides: dict | None = None) -> Experiment:

@@ -7,7 +7,8 @@ from .config import Net, Stage
 from .errors import DseError
 from .regnet import adjust_compat, quantized_widths_many, regnet_stages
 
-REQUIRED = {"anynet": ("d", "w", "b", "g"), "regnet": ("d", "w0", "wa", "wm", "b", "g")}
+REQUIRED = {"anynet": ("d", "w", "b", "g"), "regnet": ("d", "w0", "wa", "wm", "b", "g"), "effnet": ()}
+EFF_STAGE = ("block", "e", "k", "stride", "w", "d")  # the fields of one `base` stage of an effnet space
 
 
 def _per_stage(v, n: int, name: str) -> list:
@@ -53,6 +54,38 @@ def _check(ok: bool, msg: str) -> None:
         raise DseError(msg)
 
 
+def effnet(spec: dict, p: dict) -> Net:
+    """EfficientNet: a base stage list (MBConv / Fused-MBConv), per-stage overrides (block, k, e, d), then
+    compound scaling: widths by round_filters(w, width), depths by ceil(d * depth), and the resolution."""
+    from .scaling import round_filters, round_repeats
+
+    base = spec["base"]
+    n = len(base)
+    wm, dm = float(p.get("width", 1.0)), float(p.get("depth", 1.0))
+    if p.get("phi") is not None:  # a compound-scaled family: multipliers from alpha, beta, gamma and phi
+        from .scaling import compound
+        da, wb, r = compound(p["alpha"], p["beta"], p["gamma"], p["phi"], int(p.get("res", spec.get("res", 224))))
+        dm, wm = dm * da, wm * wb  # width/depth/res act as the base the family is scaled from
+        p = {**p, "res": r}
+    _check(wm > 0 and dm > 0, f"width and depth multipliers must be positive, got {wm}, {dm}")
+    over = {k: _per_stage(p[k], n, k) for k in ("block", "k", "e", "d") if p.get(k) is not None}
+    se = spec.get("se", 0.25)
+    stages = []
+    for i, b in enumerate(base):
+        blk = over.get("block", [b["block"]] * n)[i]
+        _check(blk in ("mb", "fmb"), f"unknown block type '{blk}' (known: mb, fmb)")
+        d = over.get("d", [b["d"]] * n)[i]
+        stages.append(Stage(d=round_repeats(int(d), dm), w=round_filters(b["w"], wm), stride=int(b["stride"]),
+                            block=blk, k=int(over.get("k", [b["k"]] * n)[i]), e=float(over.get("e", [b["e"]] * n)[i]),
+                            se=float(b.get("se", se)) if blk == "mb" else 0.0))
+    head = dict(_head(spec), stem_w=round_filters(spec.get("stem_w", 32), wm),
+                head_w=round_filters(spec.get("head_w", 1280), wm))
+    head["res"] = int(p.get("res", head["res"]))
+    head["dropout"] = float(p.get("dropout", head["dropout"]))
+    head["act"] = spec.get("act", "silu")
+    return Net(stages=tuple(stages), **head)
+
+
 def nets(family: str, spec: dict, ps: list[dict]) -> list[Net | None]:
     """Nets for many parameter dicts (None where invalid); RegNet widths are computed in one batch."""
     ws = [None] * len(ps)
@@ -69,4 +102,4 @@ def nets(family: str, spec: dict, ps: list[dict]) -> list[Net | None]:
     return out
 
 
-FAMILY = {"anynet": anynet, "regnet": regnet}
+FAMILY = {"anynet": anynet, "regnet": regnet, "effnet": effnet}

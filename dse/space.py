@@ -19,6 +19,7 @@ from .spec import resolve
 from .units import check_band, fmt, fmt_band
 
 METRICS = ("flops", "params", "acts")
+SPEC_OVERRIDES = ("base", "stem_w", "head_w", "act", "se")
 CHUNK = 1024
 
 
@@ -35,7 +36,7 @@ class Space:
 
     @property
     def stages(self) -> int:
-        return self.spec.get("stages", 4)
+        return len(self.spec["base"]) if "base" in self.spec else self.spec.get("stages", 4)
 
     @property
     def presets(self) -> dict:
@@ -85,7 +86,7 @@ class Space:
                            f"it has {', '.join(self.names)}")
         fixed = {q.name: q.fixed for q in self.params if q.kind == "fixed"}
         full = {**fixed, **p}
-        missing = [q for q in self.names if q not in full]
+        missing = [q for q in self.names if q not in full and self.family != "effnet"]  # effnet: base fills in
         if missing:
             raise DseError(f"space {self.name}: missing value(s) for {', '.join(missing)}")
         net = families.FAMILY[self.family](self.spec, full)
@@ -97,7 +98,15 @@ class Space:
         table = {k.lower(): v for k, v in self.presets.items()}
         if key not in table:
             raise DseError(f"space {self.name} has no preset '{name}'; presets: {', '.join(self.presets) or 'none'}")
-        return self.make(dict(table[key]))
+        entry = dict(table[key])
+        spec_keys = {k: entry.pop(k) for k in list(entry) if k in SPEC_OVERRIDES}
+        sp = self
+        if spec_keys:  # a preset may bring its own backbone (e.g. EfficientNetV2-M/L have 7 stages)
+            import dataclasses
+            sp = dataclasses.replace(self, spec={**self.spec, **spec_keys})
+            per = {p.name for p in self.params if p.per_stage}
+            entry = {k: v for k, v in entry.items() if k not in per or isinstance(v, list)}
+        return sp.make(entry)
 
 
 def _param(name: str, raw) -> Param:
@@ -118,6 +127,8 @@ def load(name: str, extra_dirs=()) -> Space:
         raise DseError(f"{path}: family: must be one of {', '.join(families.FAMILY)}, got {fam!r}")
     params = tuple(_param(k, v) for k, v in spec.get("params", {}).items())
     names = {p.name for p in params}
+    if fam == "effnet":
+        _check_base(path, spec.get("base"))
     missing = [k for k in families.REQUIRED[fam] if k not in names]
     if missing:
         raise DseError(f"{path}: params: family {fam} needs {', '.join(missing)}")
@@ -137,6 +148,17 @@ def load(name: str, extra_dirs=()) -> Space:
     if clash:
         raise DseError(f"{path}: constraints: '{clash.pop()}' cannot be both nondecreasing and nonincreasing")
     return Space(name=spec["name"], family=fam, params=params, constraints=tuple(cons), spec=spec, path=path)
+
+
+def _check_base(path, base) -> None:
+    """An effnet space's `base`: a non-empty list of stages with block, e, k, stride, w, d."""
+    if not isinstance(base, list) or not base:
+        raise DseError(f"{path}: base: an effnet space needs a non-empty list of stages")
+    for i, b in enumerate(base):
+        if not isinstance(b, dict) or set(families.EFF_STAGE) - set(b):
+            raise DseError(f"{path}: base[{i}]: needs {', '.join(families.EFF_STAGE)}")
+        if b["block"] not in ("mb", "fmb"):
+            raise DseError(f"{path}: base[{i}].block: unknown block type '{b['block']}' (known: mb, fmb)")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -39,6 +40,8 @@ def plan(exp: Experiment) -> list[dict]:
     from .complexity import complexity
     from .space import Sample, sample
 
+    if exp.grid:
+        return _distinct(grid_plan(exp.grid))
     if exp.samples:
         rows = read_rows(exp.samples)
         out, seen = [], set()
@@ -56,6 +59,30 @@ def plan(exp: Experiment) -> list[dict]:
     recs = []
     for space in exp.spaces:
         recs += [s.to_dict() for s in sample(space, exp.n, seed=exp.seed, workers=1, **exp.bands)]
+    return recs
+
+
+def _distinct(recs: list[dict]) -> list[dict]:
+    """Keep the first record of each id (different parameters can build the same network)."""
+    seen: set[str] = set()
+    out = []
+    for r in recs:
+        if r["id"] not in seen:
+            seen.add(r["id"])
+            out.append(r)
+    return out
+
+
+def grid_plan(g: dict) -> list[dict]:
+    """EfficientNet's step 1: one scaled B0 per (alpha, beta, gamma) of the grid, at phi (default 1)."""
+    from .scaling import grid as abg
+
+    recs = []
+    for a, b, c in abg(g.get("step", 0.05), g.get("tol", 0.05), g.get("max", 2.0)):
+        p = {"alpha": a, "beta": b, "gamma": c, "phi": g.get("phi", 1), "width": g.get("width", 1.0),
+             "depth": g.get("depth", 1.0), "res": g.get("base_res", 224), "dropout": 0.0}
+        from .api import describe
+        recs.append(describe("efficientnet_compound", **p).to_dict())
     return recs
 
 
@@ -87,6 +114,8 @@ def trial(config: dict, data=None) -> None:
 
     rec, exp = config["point"]["sample"], config["exp"]
     cfg = Config.from_dict(rec)
+    if data is None:  # data.res == "net": each sample trains at its own resolution
+        data = _data_at({**exp["data"], "res": cfg.net.res})
     recipe = Recipe.from_dict(exp["train"])
     threads = max(1, int(exp["trial"].get("threads") or exp["trial"].get("cpus", 1)))
     ck = tune.get_checkpoint()
@@ -140,6 +169,18 @@ def reward(error: float, step_time: float, params: float, w: float = -0.07, v: f
            s_ref: float = 1.0, p_ref: float = 1e6) -> float:
     """EfficientNetV2's training-aware reward A * S^w * P^v: accuracy, step time (s, over s_ref), params (over p_ref)."""
     return (1 - error / 100) * (step_time / s_ref) ** w * (params / p_ref) ** v
+
+
+@lru_cache(maxsize=4)
+def _load_cached(name: str, path, res: int, val_frac: float):
+    from .data import load_data
+
+    return load_data(name=name, path=path, res=res, val_frac=val_frac)
+
+
+def _data_at(d: dict):
+    """The experiment's data at a given resolution, loaded once per worker process."""
+    return _load_cached(d.get("name", "digits"), d.get("path"), int(d["res"]), float(d.get("val_frac", 0.2)))
 
 
 def _injected_fault(sid: str, d: str | None) -> None:
@@ -331,7 +372,6 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
             raise DseError(f"{out}: already exists and is not empty; use --resume to continue it or pick a new --out")
         if not out.parent.is_dir():
             raise DseError(f"{out}: folder {out.parent} does not exist")
-        data = data or load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
         recs = plan(exp)
         out.mkdir(exist_ok=True)
         write_atomic(out / EXP, yaml.safe_dump(exp.to_dict(), sort_keys=False), force=True)
@@ -345,7 +385,8 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
         finalize(out, csv)
         _write_status(out, counts, "finished")
         return out
-    data = data or load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
+    if data is None and exp.data.get("res") != "net":
+        data = load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
     tty = progress and interactive()
     last = [0.0]
 

@@ -157,7 +157,11 @@ def _search(D, W, q: int, ymin: float, budget: float, work: list):
     def window(k, vmin, rem):
         """The multiples of q >= vmin whose cost D_k |log(W_k / V)| fits in rem, as (lowest, highest)."""
         t = rem / D[k] + 1e-12
-        return max(vmin, q, math.ceil(W[k] * math.exp(-t) / q) * q), math.floor(W[k] * math.exp(t) / q) * q
+        # runs k.. all need widths >= V, so sum_{i>=k} D_i (log V - log W_i) <= rem caps V (keeps the loops finite
+        # when a large budget meets a short run, e.g. [8, 256 x 14, 8 x 10])
+        cap = (rem + sum(D[i] * lw[i] for i in range(k, K))) / sum(D[k:]) + 1e-12
+        top = min(math.floor(W[k] * math.exp(t) / q), math.floor(math.exp(cap) / q)) * q
+        return max(vmin, q, math.ceil(W[k] * math.exp(-t) / q) * q), top
 
     heap, n = [], 0
     v_lo, v_hi = window(0, q, budget)

@@ -1,0 +1,77 @@
+"""EfficientNet compound scaling (Tan & Le 2019): rounding rules, the alpha/beta/gamma grid, scaled families.
+
+Depth scales by alpha**phi, width by beta**phi and resolution by gamma**phi, with alpha * beta^2 * gamma^2 ~ 2
+so that flops grow about 2**phi. Note: the published B1-B7 coefficients (width/depth/resolution 1.0/1.1/240,
+1.1/1.2/260, 1.2/1.4/300, 1.4/1.8/380, 1.6/2.2/456, 1.8/2.6/528, 2.0/3.1/600) are NOT exact powers of
+alpha = 1.2, beta = 1.1, gamma = 1.15 (e.g. 1.2**7 = 3.58, not 3.1); they are presets, not derived values.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import DseError
+
+
+def round_filters(w: float, m: float = 1.0, divisor: int = 8) -> int:
+    """The standard width rounding: nearest multiple of divisor, never below divisor or 90% of w * m."""
+    v = w * m
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return int(new + divisor if new < 0.9 * v else new)
+
+
+def round_repeats(d: int, m: float = 1.0) -> int:
+    """Depths are rounded up."""
+    return int(math.ceil(d * m))
+
+
+def compound(alpha: float, beta: float, gamma: float, phi: float, base_res: int = 224) -> tuple[float, float, int]:
+    """(depth multiplier, width multiplier, resolution) for compound coefficient phi."""
+    if phi < 0:
+        raise DseError(f"phi must be >= 0, got {phi}")
+    for n, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        if v < 1:
+            raise DseError(f"{n} must be >= 1, got {v}")
+    return alpha ** phi, beta ** phi, int(round(base_res * gamma ** phi))
+
+
+def grid(step: float = 0.05, tol: float = 0.05, max_value: float = 2.0) -> list[tuple[float, float, float]]:
+    """All (alpha, beta, gamma) >= 1 on a step grid with alpha * beta^2 * gamma^2 within 2 * (1 +- tol)."""
+    if not 0 < step <= 1:
+        raise DseError(f"grid step must be in (0, 1], got {step}")
+    if not 0 <= tol < 1:
+        raise DseError(f"grid tolerance must be in [0, 1), got {tol}")
+    v = np.round(np.arange(1.0, max_value + step / 2, step), 6)
+    a, b, g = np.meshgrid(v, v, v, indexing="ij")
+    flops = a * b ** 2 * g ** 2
+    ok = np.abs(flops - 2) <= 2 * tol + 1e-9
+    out = sorted(zip(a[ok].tolist(), b[ok].tolist(), g[ok].tolist()), key=lambda t: (abs(t[0] * t[1] ** 2 * t[2] ** 2 - 2), t))
+    if not out:
+        raise DseError(f"the alpha/beta/gamma grid is empty (step {step}, tolerance {tol}): widen the tolerance")
+    return out
+
+
+def scaled(alpha: float, beta: float, gamma: float, phi: float, base_res: int = 224, space: str = "efficientnet",
+           dropout: float | None = None):
+    """The Config of B0 scaled by compound coefficient phi (a Sample with its complexity)."""
+    from .api import describe
+
+    depth, width, res = compound(alpha, beta, gamma, phi, base_res)
+    p = {"width": round(width, 6), "depth": round(depth, 6), "res": res}
+    if dropout is not None:
+        p["dropout"] = dropout
+    return describe(space, **p)
+
+
+def family(alpha: float, beta: float, gamma: float, phis=range(0, 8), base_res: int = 224):
+    """The compound-scaled family for each phi: a DataFrame with multipliers, resolution and complexity."""
+    import pandas as pd
+
+    rows = []
+    for phi in phis:
+        s = scaled(alpha, beta, gamma, phi, base_res)
+        p = s.config.p
+        rows.append({"phi": phi, "depth": p["depth"], "width": p["width"], "res": p["res"], "id": s.id,
+                     "flops": s.cx.flops, "params": s.cx.params, "acts": s.cx.acts})
+    return pd.DataFrame(rows)
