@@ -2,8 +2,10 @@
 import time
 
 import numpy as np
+import pandas as pd
 
-from dse.analysis.fit import fit, fit_many
+from dse.analysis.fit import fit, fit_many, fit_results
+from dse.analysis.refine import refine
 from dse.regnet import quantized_widths, quantized_widths_many, regnet_stages
 
 
@@ -35,6 +37,15 @@ def main():
     t, df = clock(fit_many, wss)
     print(f"fit_many, 500 random RegNets: {t:.2f} s total, {t / 500 * 1e3:.2f} ms/model, "
           f"exact (e_fit == 0): {(df.e_fit == 0).mean():.1%}")
+
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame({"id": [f"m{i}" for i in range(500)], "space": "regnetx", "status": "ok",
+                          "error": rng.uniform(20, 60, 500), "ws": [w.tolist() for w in wss]})
+    tr, fr = clock(fit_results, table)
+    print(f"fit_results, 500-row results table: {tr:.2f} s total, {tr / 500 * 1e3:.2f} ms/model "
+          f"({tr / t:.2f}x fit_many: table handling overhead)")
+    tq, _ = clock(refine, table)
+    print(f"refine, 500 rows (7 candidates incl. 3 e_fit thresholds): {tq:.2f} s ({tq / t:.2f}x fit_many)")
 
     few = wss[:5]
     tn, en = zip(*(clock(naive, np.asarray(ws)) for ws in few))

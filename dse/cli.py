@@ -131,6 +131,9 @@ def cmd_sweep(a) -> int:
     if a.cpus:
         over["trial.cpus"] = a.cpus
     exp = load(a.experiment, over)
+    from .data import NAMES
+    if str(exp.data.get("name")).lower() not in NAMES:
+        raise DseError(f"{a.experiment}: data.name: unknown data set {exp.data.get('name')!r}; known: {', '.join(NAMES)}")
     if exp.data.get("name") != "digits" and not exp.data.get("path") and not a.resume:
         raise DseError(f"{a.experiment}: data set '{exp.data.get('name')}' needs a path: pass --data-path DIR")
     out = a.out or f"runs/{exp.name}"
@@ -146,10 +149,32 @@ def cmd_sweep(a) -> int:
     return 0
 
 
-def cmd_fixres(a) -> int:
-    from .fixres import fixres
+def cmd_run(a) -> int:
+    from .analysis.edf import summary
+    from .experiment import load
+    from .pipeline import run
+    from .results import load_results
 
-    sizes = [x for x in a.test_sizes.replace(",", " ").split() if x]
+    exp = load(a.experiment, {"data.path": a.data_path} if a.data_path else None)
+    out = a.out or f"runs/{exp.name}"
+    try:
+        paths = run(exp, out, address=a.address, verbose=a.verbose)
+    except KeyboardInterrupt:
+        print(f"dse: interrupted; finished rows are kept in {out}; run the same command again to continue",
+              file=sys.stderr)
+        return 130
+    print(summary(load_results(out)).round(2).to_string())
+    print("\n".join(f"{k}: {v}" for k, v in paths.items()))
+    return 0
+
+
+def cmd_fixres(a) -> int:
+    from .fixres import check_sizes, fixres
+
+    try:
+        sizes = check_sizes([x for x in a.test_sizes.replace(",", " ").split() if x])
+    except DseError as e:
+        raise DseError(f"--test-sizes: {e}") from None
     df = fixres(a.run, sizes, ids=a.id, top=a.top, tune_epochs=a.finetune)
     if a.json:
         print(df.to_json(orient="records"))
@@ -162,10 +187,16 @@ def _phis(text: str) -> list[int]:
     try:
         if ".." in text:
             lo, hi = text.split("..")
-            return list(range(int(lo), int(hi) + 1))
-        return [int(x) for x in text.split(",")]
+            out = list(range(int(lo), int(hi) + 1))
+        else:
+            out = [int(x) for x in text.split(",")]
     except ValueError:
         raise DseError(f"--phi: expected N, A..B or a comma list, got '{text}'") from None
+    if not out:
+        raise DseError(f"--phi: the range '{text}' is empty")
+    if min(out) < 0:
+        raise DseError(f"--phi must be >= 0, got {min(out)}")
+    return out
 
 
 def cmd_scale_apply(a) -> int:
@@ -194,7 +225,10 @@ def cmd_scale_grid(a) -> int:
     out = a.out or f"runs/{exp.name}"
     from .sweep import grid_plan
 
-    cands = grid_plan(exp.grid)
+    try:
+        cands = grid_plan(exp.grid)
+    except DseError as e:
+        raise DseError(f"{a.experiment}: grid: {e}") from None
     sweep(exp, out, address=a.address, resume=a.resume, verbose=a.verbose)
     df = load_results(out)
     if len(cands) > len(df):
@@ -213,6 +247,139 @@ def cmd_status(a) -> int:
     from .status import status
 
     print(status(a.dir))
+    return 0
+
+
+# ---------------------------------------------------------------- analysis (reads results tables only)
+
+def _runs(a):
+    from .analysis.table import load_runs
+
+    return load_runs(a.runs)
+
+
+def _save(fig, path, force) -> None:
+    from .analysis.plots import save
+
+    save(fig, path, force=force)
+    print(f"wrote {path}")
+
+
+def cmd_plot(a) -> int:
+    from .analysis import plots
+    from .io import check_new
+
+    check_new(a.output, a.force)  # fail before the work, not after it
+    df = _runs(a)
+    if getattr(a, "space", None):
+        from .analysis.table import select_spaces
+        df = select_spaces(df, a.space)
+    if a.what == "edf":
+        fig = plots.edf_figure(df, by=a.by, normalized=a.normalized, band=a.band, metric=a.metric)
+    elif a.what == "params":
+        fig = plots.params_figure(df, params=a.params.split(",") if a.params else None, metric=a.metric)
+    else:
+        fig = plots.widths_figure(df, top=a.top, metric=a.metric)
+    _save(fig, a.output, a.force)
+    return 0
+
+
+def cmd_fit(a) -> int:
+    from .analysis import fit as F
+    from .io import check_new
+
+    if a.widths is None and not a.runs:
+        raise DseError("nothing to fit: give --widths W1,W2,... or a sweep folder / results / samples file")
+    if a.widths is not None and a.runs:
+        raise DseError("give --widths or a sweep folder / results file, not both")
+    if a.widths is not None and (a.top is not None or a.id):
+        raise DseError("--top and --id select models of a run; they do not apply to --widths")
+    if a.output:
+        check_new(a.output, a.force)
+
+    def save(draw, *args, **kw):  # matplotlib only when a figure is asked for; no "wrote" line under --json
+        from .analysis import plots
+        fig = getattr(plots, draw)(*args, **kw)
+        if a.json:
+            plots.save(fig, a.output, a.force)
+        else:
+            _save(fig, a.output, a.force)
+    if a.widths is not None:
+        ws = F.parse_widths(a.widths)
+        f = F.fit(ws, a.quantum)
+        if a.json:
+            print(json.dumps(f.to_dict()))
+        else:
+            print(f"d {f.d}  w0 {f.w0:.6g}  wa {f.wa:.6g}  wm {f.wm:.6g}  e_fit {f.e_fit:.4g}")
+            print(F.fit_blocks(ws, f).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+        if a.output:
+            save("fit_figure", ws, f)
+        return 0
+    df = _runs(a)
+    if a.output and a.metric not in df.columns:
+        raise DseError(f"-o draws e_fit against {a.metric!r}, which the table does not have (a samples file?)")
+    with_summary = a.metric in df.columns and not a.id
+    fits = F.fit_results(df, None if with_summary else a.top, a.metric, a.id, a.quantum)
+    summ = F.fit_summary(fits, a.metric, a.top) if with_summary else None
+    shown = fits.head(a.top) if a.top is not None else fits
+    if a.json:
+        print('{"fits": ' + shown.to_json(orient="records", double_precision=15) + ', "summary": '
+              + (summ.to_json(double_precision=15) if summ is not None else "null") + "}")
+    else:
+        from .regnet import stages_from_widths
+        runs = (zip(*stages_from_widths(w)) for w in shown["widths"])  # widths as stage runs: 64x16 424x2
+        print(shown.assign(widths=[" ".join(f"{w}x{d}" for d, w in r) for r in runs])
+              .to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        if summ is not None:
+            s = summ
+            print(f"\nspearman(e_fit, {a.metric}) = {s.rho:.3f} (p = {s.p:.3g}, n = {s.n})")
+            print(f"median e_fit: top {s.k} {s.e_fit_top:.4f}, rest {s.e_fit_rest:.4f}")
+            print(f"fitted parameters of the top {s.k}:  " + "   ".join(
+                f"{c} q25 {s[c + '_q25']:.4g} q50 {s[c + '_q50']:.4g} q75 {s[c + '_q75']:.4g}"
+                for c in ("w0", "wa", "wm")))
+    if a.output:
+        save("fits_figure", fits, metric=a.metric)
+    return 0
+
+
+def cmd_refine(a) -> int:
+    from .analysis.refine import refine, refine_path
+
+    try:
+        ts = [float(x) for x in a.e_fit.split(",")] if a.e_fit is not None else None
+    except ValueError:
+        raise DseError(f"--e-fit: expected numbers separated by commas, got {a.e_fit!r}") from None
+    df = _runs(a)
+    if a.space:
+        from .analysis.table import select_spaces
+        df = select_spaces(df, a.space)
+    cand, path = refine(df, metric=a.metric, e_fit=ts), refine_path(df, metric=a.metric)
+    if a.json:
+        print('{"candidates": ' + cand.to_json(orient="records", double_precision=15) + ', "path": '
+              + path.to_json(orient="records", double_precision=15) + "}")
+    else:
+        fmt = lambda x: f"{x:.4g}"  # noqa: E731
+        print(f"candidate constraints on {len(df)} rows (best {a.metric} mean shift first):")
+        print(cand.to_string(index=False, float_format=fmt))
+        print("\ncumulative path A -> E (each step adds one constraint):")
+        print(path.to_string(index=False, float_format=fmt))
+    return 0
+
+
+def cmd_analyze(a) -> int:
+    from .analysis.rank import epoch_rank
+
+    df = epoch_rank(_runs(a), metric=a.metric)
+    print(df.to_json(orient="records", double_precision=15) if a.json
+          else df.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    return 0
+
+
+def cmd_report(a) -> int:
+    from .analysis.report import report
+
+    path = report(a.runs, a.output, force=a.force, metric=a.metric)
+    print(f"wrote {path}")
     return 0
 
 
@@ -264,6 +431,13 @@ def build_parser() -> Parser:
     s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
     s.set_defaults(fn=cmd_sweep)
 
+    s = sub.add_parser("run", help="the whole protocol: sweep (continuing a stopped one), EDF figure, HTML report")
+    s.add_argument("experiment", help="an experiments/*.yaml file")
+    s.add_argument("--out", help="sweep folder (default runs/<name>); running again continues it")
+    s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
+    s.add_argument("--data-path", help="data set folder (CIFAR, ImageFolder)")
+    s.set_defaults(fn=cmd_run)
+
     s = sub.add_parser("fixres", help="errors of trained models at several test resolutions (FixRes)")
     s.add_argument("run", help="a sweep folder run with trial.keep_weights, or one weights/<id>.pt file")
     s.add_argument("--test-sizes", required=True, help="e.g. 24,32,40")
@@ -291,6 +465,58 @@ def build_parser() -> Parser:
     g.add_argument("--base-res", type=int, default=224)
     g.add_argument("--json", action="store_true")
     g.set_defaults(fn=cmd_scale_apply)
+
+    runs_help = "sweep folders or results files (.jsonl, .parquet, .csv)"
+    metric_help = "the column to rank by (default error; reward ranks higher-is-better)"
+
+    s = sub.add_parser("plot", help="figures from results tables: edf, params, widths")
+    s.add_argument("what", choices=["edf", "params", "widths"])
+    s.add_argument("runs", nargs="+", help=runs_help)
+    s.add_argument("-o", "--output", required=True, help="a .png or .svg file")
+    s.add_argument("--space", nargs="+", help="only these spaces")
+    s.add_argument("--by", default="space", help="the column that names the curves (default space; run, ...)")
+    s.add_argument("--normalized", nargs="?", const="flops", choices=["flops", "params", "acts"],
+                   help="complexity-normalised EDF (by flops unless named)")
+    s.add_argument("--band", action="store_true", help="bootstrap 95%% confidence band around each EDF")
+    s.add_argument("--params", help="comma list of parameters for `params` (default: all the table has)")
+    s.add_argument("--top", type=int, default=20, help="models shown by `widths` (default 20)")
+    s.add_argument("--metric", default="error", help=metric_help)
+    s.add_argument("--force", action="store_true", help="replace an existing output file")
+    s.set_defaults(fn=cmd_plot)
+
+    s = sub.add_parser("fit", help="fit the quantized linear width rule (d, w0, wa, wm, e_fit)")
+    s.add_argument("runs", nargs="*", help="sweep folders, results files or a samples file from `dse sample`")
+    s.add_argument("--widths", help="per-block widths, e.g. 24,56,56,152,152")
+    s.add_argument("--top", type=int, help="show the K best models (default: all); the summary compares them with "
+                   "the rest (default K: the best 10%%)")
+    s.add_argument("--id", nargs="+", help="only these sample ids (no summary)")
+    s.add_argument("-q", "--quantum", type=int, default=8, help="width quantum (default 8)")
+    s.add_argument("--metric", default="error", help=metric_help)
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("-o", "--output", help="also draw a figure (.png/.svg)")
+    s.add_argument("--force", action="store_true", help="replace an existing output file")
+    s.set_defaults(fn=cmd_fit)
+
+    s = sub.add_parser("refine", help="test candidate constraints on a sweep's samples, no new training")
+    s.add_argument("runs", nargs="+", help=runs_help)
+    s.add_argument("--e-fit", help="e_fit thresholds to test, comma list (default 0.05,0.1,0.2)")
+    s.add_argument("--space", nargs="+", help="only these spaces (the whole set is every finished row given)")
+    s.add_argument("--metric", default="error", help=metric_help)
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(fn=cmd_refine)
+
+    s = sub.add_parser("analyze", help="low-epoch validity: rank correlation of each epoch's error with the final")
+    s.add_argument("runs", nargs="+", help=runs_help)
+    s.add_argument("--metric", default="error", help=argparse.SUPPRESS)
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(fn=cmd_analyze)
+
+    s = sub.add_parser("report", help="one self-contained HTML report of one or more sweeps")
+    s.add_argument("runs", nargs="+", help=runs_help)
+    s.add_argument("-o", "--output", required=True, help="an .html file")
+    s.add_argument("--metric", default="error", help=metric_help)
+    s.add_argument("--force", action="store_true", help="replace an existing output file")
+    s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("status", help="progress of a running or stopped sweep")
     s.add_argument("dir")

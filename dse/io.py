@@ -18,6 +18,13 @@ def check_new(path: str | Path, force: bool = False) -> Path:
     return p
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
 def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Path:
     """Write to a temporary file beside the target, fsync, then rename into place (never a partial file)."""
     p = check_new(path, force)
@@ -25,6 +32,7 @@ def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Pa
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, mode) as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual mode
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -119,8 +119,8 @@ def load_results(path: str | Path):
     p = Path(path)
     if p.is_dir():
         if (p / JSONL).exists():
-            return rows_frame(read_rows(p / JSONL))
-        if (p / PARQUET).exists():
+            p = p / JSONL
+        elif (p / PARQUET).exists():
             p = p / PARQUET
         else:
             raise DseError(f"{p}: no results table here (expected {JSONL} or {PARQUET})")

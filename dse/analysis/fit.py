@@ -295,3 +295,102 @@ def fit_many(wss, q: int = 8, **kw) -> pd.DataFrame:
         except DseError as e:
             raise DseError(f"model {i}: {e}") from None
     return pd.DataFrame(rows, columns=["d", "w0", "wa", "wm", "e_fit", "widths"])
+
+
+# ---------------------------------------------------------------- fits of a sweep (dse fit RUN)
+
+def parse_widths(text: str) -> list[int]:
+    """Per-block widths from a comma list such as '24,56,152'; DseError unless all are positive integers."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
+        raise DseError(f"--widths: expected positive integers separated by commas, got {text!r}")
+    return [int(p) for p in parts]
+
+
+def row_widths(row: dict) -> list[int]:
+    """A result row's per-block widths (dse.analysis.table.block_widths), also from results.csv's JSON text cells."""
+    import json
+
+    from dse.analysis.table import block_widths
+
+    row = dict(row)
+    for c in ("ws", "stages"):
+        if isinstance(row.get(c), str):
+            try:
+                row[c] = json.loads(row[c])
+            except json.JSONDecodeError:
+                raise DseError(f"row {row.get('id', '?')!r}: corrupt {c!r} cell (not JSON)") from None
+    return block_widths(row)
+
+
+def fit_results(df: pd.DataFrame, top: int | None = None, metric: str = "error", ids=None, q: int = 8) -> pd.DataFrame:
+    """fit() for each model of a results or samples table: id, space, metric, d, w0, wa, wm, e_fit, widths; best first.
+
+    With a metric column only finished rows are fitted, sorted best first (top k of them when top is given); a samples
+    file (no metric) has all its rows fitted in file order, and top is then an error. ids keeps only those models.
+    """
+    from dse.analysis.table import best
+
+    if not isinstance(df, pd.DataFrame) or len(df) == 0:
+        raise DseError("empty results: no rows to fit")
+    t = df
+    if ids is not None:
+        have = set(map(str, t["id"])) if "id" in t.columns else set()
+        missing = [str(i) for i in ids if str(i) not in have]
+        if missing:
+            raise DseError(f"unknown id {missing[0]!r}: not among the {len(t)} rows of the results")
+        t = t[t["id"].astype(str).isin([str(i) for i in ids])]
+    has_metric = metric in t.columns
+    if has_metric:
+        t = best(t, top, metric)
+    elif top is not None:
+        raise DseError(f"top {top} needs a metric: the table has no {metric!r} column (a samples file?)")
+    rows = []
+    for r in t.to_dict("records"):
+        try:
+            rows.append(fit(row_widths(r), q).to_dict())
+        except DseError as e:
+            raise DseError(f"model {r.get('id', '?')}: {e}") from None
+    keys = [c for c in ("id", "space") + ((metric,) if has_metric else ()) if c in t.columns]
+    out = pd.DataFrame(rows, columns=["d", "w0", "wa", "wm", "e_fit", "widths"])
+    return pd.concat([t[keys].reset_index(drop=True), out], axis=1)
+
+
+def fit_summary(fits: pd.DataFrame, metric: str = "error", k: int | None = None) -> pd.Series:
+    """Sec. 3.3 of Radosavovic et al. 2020 on a sweep: Spearman(e_fit, metric), median e_fit of the top k vs the rest,
+    and the quartiles of the fitted w0, wa, wm among the top k (k defaults to the best 10%, at least 1)."""
+    import warnings
+
+    from scipy.stats import spearmanr
+
+    from dse.analysis.table import best
+
+    t = best(fits, None, metric)
+    n = len(t)
+    k = max(1, math.ceil(n / 10)) if k is None else k
+    if not isinstance(k, (int, np.integer)) or k <= 0:
+        raise DseError(f"top K must be a positive integer, got {k!r}")
+    k = min(int(k), n)
+    e, m = t["e_fit"].to_numpy(dtype=float), t[metric].to_numpy(dtype=float)
+    rho = p = math.nan
+    if n >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN
+            r = spearmanr(e, m)
+        rho, p = float(r.statistic), float(r.pvalue)
+    out = {"n": n, "k": k, "rho": rho, "p": p, "e_fit_top": float(np.median(e[:k])),
+           "e_fit_rest": float(np.median(e[k:])) if n > k else math.nan}
+    for c in ("w0", "wa", "wm"):
+        qs = np.quantile(t[c].to_numpy(dtype=float)[:k], [0.25, 0.5, 0.75])
+        out.update({f"{c}_q25": float(qs[0]), f"{c}_q50": float(qs[1]), f"{c}_q75": float(qs[2])})
+    return pd.Series(out, dtype=object)
+
+
+def fit_blocks(ws, f: Fit) -> pd.DataFrame:
+    """Per block j: the target width w, the linear u = w0 + wa*j, the exponent s and the fitted quantized width."""
+    w = _check(ws)
+    if len(w) != f.d:
+        raise DseError(f"{len(w)} widths but the fit has d={f.d}")
+    u = linear_widths(f.d, f.w0, f.wa)
+    s = np.round(np.log(u / f.w0) / np.log(f.wm)).astype(int)
+    return pd.DataFrame({"j": np.arange(f.d), "w": w, "u": u, "s": s, "w_fit": list(f.widths)})

@@ -1,0 +1,141 @@
+"""Constraint discovery on an existing sweep (Radosavovic et al. 2020, Sec. 3): which subsets of the samples are better.
+
+A candidate constraint is a row filter. It is tested on the finished rows (the whole set) without new training: the
+subset it keeps is compared with the whole set by n, fraction, mean and best of the metric, their shifts, and the
+two-sample KS statistic and p-value (dse.analysis.edf.ks). The built-in candidates read the per-stage columns of the
+sampled configuration (b1..bk, g1..gk, w1..wk, d1..dk, numbered from 1, so RegNet's w0 is not one of them) and the
+per-block widths (for e_fit). A row lacking a candidate's columns (e.g. RegNet rows have no b1..b4) does not pass it;
+a candidate that keeps no row is reported with n = 0 and NaN statistics, ranked last. Compare one space at a time
+(dse.analysis.table.select_spaces): the whole set is every finished row of the table.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from dse.analysis.edf import ks
+from dse.analysis.fit import fit, row_widths
+from dse.analysis.table import ascending, finished
+from dse.errors import DseError
+
+E_FIT = (0.05, 0.1, 0.2)
+COLUMNS = ["constraint", "n", "frac", "mean", "best", "d_mean", "d_best", "ks", "p"]
+
+
+def stage_values(df: pd.DataFrame, p: str) -> np.ndarray:
+    """The per-stage columns p1..pk of df as a float array (rows x k, NaN where missing); k = 0 when absent."""
+    cols = sorted((c for c in df.columns if re.fullmatch(rf"{p}[1-9]\d*", str(c))), key=lambda c: int(c[len(p):]))
+    if not cols:
+        return np.empty((len(df), 0))
+    return df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+
+
+def shared(v: np.ndarray) -> np.ndarray:
+    """Rows whose stage values (NaN ignored, at least one present) are all equal."""
+    ok = np.isfinite(v)
+    lo = np.where(ok, v, np.inf).min(axis=1, initial=np.inf)
+    hi = np.where(ok, v, -np.inf).max(axis=1, initial=-np.inf)
+    return ok.any(axis=1) & (lo == hi)
+
+
+def nondecreasing(v: np.ndarray) -> np.ndarray:
+    """Rows whose stage values (NaN ignored, at least one present) never decrease from stage i to i+1."""
+    out = np.zeros(len(v), dtype=bool)
+    for i, row in enumerate(v):
+        x = row[np.isfinite(row)]
+        out[i] = x.size > 0 and bool(np.all(np.diff(x) >= 0))
+    return out
+
+
+def row_e_fit(df: pd.DataFrame, q: int = 8) -> np.ndarray:
+    """e_fit of each row's per-block widths (NaN for a row without widths)."""
+    out = np.full(len(df), np.nan)
+    for i, r in enumerate(df.to_dict("records")):
+        try:
+            ws = row_widths(r)
+        except DseError:
+            continue
+        try:
+            out[i] = fit(ws, q).e_fit
+        except DseError as e:
+            raise DseError(f"model {r.get('id', '?')}: {e}") from None
+    return out
+
+
+def _stats(name: str, m: np.ndarray, keep: np.ndarray, asc: bool) -> dict:
+    """One candidate's row: the subset's statistics and shifts against the whole set m."""
+    s = m[keep]
+    top = np.min if asc else np.max
+    if s.size == 0:
+        return {"constraint": name, "n": 0, "frac": 0.0, **dict.fromkeys(COLUMNS[3:], math.nan)}
+    stat, p = ks(s, m)
+    return {"constraint": name, "n": int(s.size), "frac": s.size / m.size, "mean": float(s.mean()),
+            "best": float(top(s)), "d_mean": float(s.mean() - m.mean()), "d_best": float(top(s) - top(m)),
+            "ks": stat, "p": p}
+
+
+def _rank(out: pd.DataFrame, asc: bool) -> pd.DataFrame:
+    """Best improvement of the mean first (lowest d_mean for errors, highest for rewards), NaN last, stable."""
+    return out.sort_values("d_mean", ascending=asc, kind="stable", na_position="last").reset_index(drop=True)
+
+
+def candidates(t: pd.DataFrame, e_fit=None, predicates=None, q: int = 8) -> dict[str, np.ndarray]:
+    """The candidate masks over the rows of t, in order: shared b, g; w, d nondecreasing; e_fit < t; the user's."""
+    out = {"shared b": shared(stage_values(t, "b")), "shared g": shared(stage_values(t, "g")),
+           "w_{i+1} >= w_i": nondecreasing(stage_values(t, "w")),
+           "d_{i+1} >= d_i": nondecreasing(stage_values(t, "d"))}
+    ts = E_FIT if e_fit is None else tuple(e_fit)
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in ts):
+        raise DseError(f"e_fit thresholds must be positive numbers, got {list(ts)!r}")
+    if ts:
+        e = row_e_fit(t, q)
+        with np.errstate(invalid="ignore"):
+            out.update({f"e_fit < {x:g}": e < x for x in ts})
+    for name, fn in (predicates or {}).items():
+        if name in out:
+            raise DseError(f"predicate {name!r}: the name of a built-in candidate")
+        keep = []
+        for r in t.to_dict("records"):
+            try:
+                keep.append(bool(fn(r)))
+            except Exception as ex:  # a user function: report which one and where, on one line
+                raise DseError(f"predicate {name!r} failed on row {r.get('id', '?')!r}: "
+                               f"{type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''}") from None
+        out[name] = np.array(keep, dtype=bool)
+    return out
+
+
+def refine(df: pd.DataFrame, metric: str = "error", e_fit=None, predicates=None, q: int = 8) -> pd.DataFrame:
+    """Each candidate constraint on the finished rows: n, frac, mean, best, d_mean, d_best, ks, p; best d_mean first.
+
+    best is the min of the metric (the max for rewards and accuracies); d_ are subset minus whole set. e_fit: the
+    thresholds t of the candidates "e_fit < t" (default 0.05, 0.1, 0.2; () for none). predicates: {name: fn(row) ->
+    bool} with row a dict of one result row. Candidates that do not apply are kept with n = 0 (see the module doc).
+    """
+    t = finished(df, metric)
+    m, asc = t[metric].to_numpy(dtype=float), ascending(metric)
+    rows = [_stats(k, m, v, asc) for k, v in candidates(t, e_fit, predicates, q).items()]
+    return _rank(pd.DataFrame(rows, columns=COLUMNS), asc)
+
+
+PATH = (("A", "all"), ("B", "shared b"), ("C", "shared g"), ("D", "w_{i+1} >= w_i"), ("E", "d_{i+1} >= d_i"))
+
+
+def refine_path(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
+    """The cumulative path A -> B -> C -> D -> E (AnyNetX_A to _E): each step adds one constraint to the previous.
+
+    Columns: step, constraint (the one added), then the statistics of refine() for the rows kept so far, against the
+    whole set A. A step that keeps no row has n = 0 and NaN statistics (so do all steps after it).
+    """
+    t = finished(df, metric)
+    m, asc = t[metric].to_numpy(dtype=float), ascending(metric)
+    masks = candidates(t, e_fit=())
+    keep, rows = np.ones(len(t), dtype=bool), []
+    for step, name in PATH:
+        if name in masks:
+            keep = keep & masks[name]
+        rows.append({"step": step, **_stats(name, m, keep, asc)})
+    return pd.DataFrame(rows, columns=["step"] + COLUMNS)

@@ -1,0 +1,77 @@
+"""Shared pieces of the analysis: reading several runs, the finished rows, a metric's direction, block widths."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dse.errors import DseError
+
+HIGHER_IS_BETTER = frozenset({"reward", "acc", "accuracy", "top1"})
+
+
+def ascending(metric: str) -> bool:
+    """True when a smaller value of the metric is better (errors), False for rewards and accuracies."""
+    return metric not in HIGHER_IS_BETTER
+
+
+def load_runs(paths, labels=None) -> pd.DataFrame:
+    """The results tables of one or more sweeps (folders or files) stacked, with a `run` column naming each."""
+    from dse.results import load_results
+
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise DseError("no results given: name one or more sweep folders or results files")
+    labels = list(labels) if labels is not None else [_label(p) for p in paths]
+    if len(labels) != len(paths):
+        raise DseError(f"{len(paths)} runs but {len(labels)} labels")
+    frames = [load_results(p).assign(run=lab) for p, lab in zip(paths, labels)]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _label(p) -> str:
+    """A short name for a run: its folder name (or file stem for a results file)."""
+    p = Path(p)
+    return p.parent.name if p.is_file() and p.stem == "results" else (p.name if p.is_dir() else p.stem)
+
+
+def finished(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
+    """The rows with status ok (when there is a status column) and a finite metric; DseError if none."""
+    if metric not in df.columns:
+        raise DseError(f"unknown column {metric!r}: the table has {', '.join(map(str, df.columns))}")
+    v = pd.to_numeric(df[metric], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(v)
+    if "status" in df.columns:
+        ok &= (df["status"] == "ok").to_numpy()
+    if not ok.any():
+        raise DseError(f"no finished rows (status ok and a finite {metric})")
+    return df[ok]
+
+
+def best(df: pd.DataFrame, k: int | None = None, metric: str = "error") -> pd.DataFrame:
+    """The finished rows sorted best first by the metric (all of them, or the top k)."""
+    if k is not None and (not isinstance(k, (int, np.integer)) or k <= 0):
+        raise DseError(f"top K must be a positive integer, got {k!r}")
+    out = finished(df, metric).sort_values(metric, ascending=ascending(metric), kind="stable")
+    return out if k is None else out.head(k)
+
+
+def block_widths(row) -> list[int]:
+    """A result row's per-block widths: its `ws` column, or its stage table expanded by depth."""
+    ws = row.get("ws") if hasattr(row, "get") else None
+    if ws is not None and not (isinstance(ws, float) and np.isnan(ws)) and len(ws):
+        return [int(w) for w in ws]
+    st = row.get("stages") if hasattr(row, "get") else None
+    if st is None or (isinstance(st, float) and np.isnan(st)) or not len(st):
+        raise DseError(f"row {row.get('id', '?')!r} has no widths (no 'ws' or 'stages' column)")
+    return [int(s["w"]) for s in st for _ in range(int(s["d"]))]
+
+
+def select_spaces(df: pd.DataFrame, spaces) -> pd.DataFrame:
+    """The rows of the named spaces; DseError naming what the table has when one is absent."""
+    have = sorted(map(str, df["space"].unique())) if "space" in df.columns else []
+    missing = [s for s in spaces if s not in have]
+    if missing:
+        raise DseError(f"space {missing[0]!r} is not in the results (they have: {', '.join(have) or 'none'})")
+    return df[df["space"].isin(list(spaces))]
