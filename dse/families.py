@@ -9,6 +9,7 @@ from .regnet import adjust_compat, quantized_widths_many, regnet_stages
 
 REQUIRED = {"anynet": ("d", "w", "b", "g"), "regnet": ("d", "w0", "wa", "wm", "b", "g"), "effnet": ()}
 EFF_STAGE = ("block", "e", "k", "stride", "w", "d")  # the fields of one `base` stage of an effnet space
+BLOCKS = ("mb", "fmb")  # MBConv, Fused-MBConv
 
 
 def _per_stage(v, n: int, name: str) -> list:
@@ -73,7 +74,7 @@ def effnet(spec: dict, p: dict) -> Net:
     stages = []
     for i, b in enumerate(base):
         blk = over.get("block", [b["block"]] * n)[i]
-        _check(blk in ("mb", "fmb"), f"unknown block type '{blk}' (known: mb, fmb)")
+        _check(blk in BLOCKS, f"unknown block type '{blk}' (known: {', '.join(BLOCKS)})")
         d = over.get("d", [b["d"]] * n)[i]
         stages.append(Stage(d=round_repeats(int(d), dm), w=round_filters(b["w"], wm), stride=int(b["stride"]),
                             block=blk, k=int(over.get("k", [b["k"]] * n)[i]), e=float(over.get("e", [b["e"]] * n)[i]),

@@ -111,6 +111,8 @@ def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs
 
     run = Path(run)
     sizes = check_sizes(sizes)
+    if not run.exists():
+        raise DseError(f"{run}: no such sweep folder or checkpoint file")
     if run.is_file():
         files = [run]
         exp_file = run.parent.parent / "experiment.yaml"
@@ -122,6 +124,8 @@ def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs
         ok = df[df["status"] == "ok"].sort_values("error")
         chosen = list(ids) if ids else list(ok["id"][: top or len(ok)])
         files = [wdir / f"{i}.pt" for i in chosen]
+        if not files:
+            raise DseError(f"{run}: no finished trials to evaluate")
         exp_file = run / "experiment.yaml"
     if data is None:
         if not exp_file.is_file():

@@ -38,6 +38,9 @@ def compound(alpha: float, beta: float, gamma: float, phi: float, base_res: int 
 
 def grid(step: float = 0.05, tol: float = 0.05, max_value: float = 2.0) -> list[tuple[float, float, float]]:
     """All (alpha, beta, gamma) >= 1 on a step grid with alpha * beta^2 * gamma^2 within 2 * (1 +- tol)."""
+    for n, x in (("step", step), ("tolerance", tol), ("max", max_value)):
+        if not isinstance(x, (int, float)) or isinstance(x, bool):
+            raise DseError(f"grid {n} must be a number, got {x!r}")
     if not 0 < step <= 1:
         raise DseError(f"grid step must be in (0, 1], got {step}")
     if not 0 <= tol < 1:

@@ -409,14 +409,14 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
         exp = parse(saved, str(out / EXP))
         recs = read_rows(out / PLAN)
     else:
+        if out.exists() and not out.is_dir():
+            raise DseError(f"{out}: exists and is not a folder; pick a new --out")
         if out.exists() and any(out.iterdir()):
             raise DseError(f"{out}: already exists and is not empty; use --resume to continue it or pick a new --out")
-        if not out.parent.is_dir():
-            raise DseError(f"{out}: folder {out.parent} does not exist")
         recs = plan(exp)
         if data is None and exp.data.get("res") != "net":  # bad data fails before the folder is made
             data = load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
-        out.mkdir(exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / EXP, yaml.safe_dump(exp.to_dict(), sort_keys=False), force=True)
         write_atomic(out / PLAN, "".join(canonical(r) + "\n" for r in recs), force=True)
     results = ResultsLog(out / JSONL)
