@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -431,7 +432,7 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
     if data is None and exp.data.get("res") != "net":
         data = load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
     tty = progress and interactive()
-    last = [0.0]
+    last = [0.0, ""]  # when and what was shown last
 
     def show(force: bool = False) -> None:
         now = time.monotonic()
@@ -439,9 +440,9 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
             last[0] = now
             _write_status(out, counts, "running")
             if progress:
-                line = counts.line(exp.name)
+                line = last[1] = counts.line(exp.name)
                 print(("\r\033[K" + line) if tty else line, end="" if tty else "\n", flush=True,
-                      file=__import__("sys").stderr)
+                      file=sys.stderr)
 
     ray_start(address, verbose)
     from ray import tune
@@ -471,14 +472,16 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
         tuner.fit()
     except KeyboardInterrupt:
         interrupted = True
-    if tty:
-        print(file=__import__("sys").stderr)
     missing = [r["id"] for r in recs if r["id"] not in results]
     state = "interrupted" if interrupted else ("finished" if not missing else "incomplete")
     _write_status(out, counts, state)
     finalize(out, csv)
     if progress:
-        print(counts.line(exp.name), file=__import__("sys").stderr)
+        line = counts.line(exp.name)
+        if tty:  # replace the live line by the final one
+            print("\r\033[K" + line, file=sys.stderr)
+        elif line != last[1]:
+            print(line, file=sys.stderr)
     if interrupted:
         raise KeyboardInterrupt
     return out

@@ -267,6 +267,7 @@ def fits_figure(fits: pd.DataFrame, metric: str = "error") -> Figure:
                 _log_x(ax, p)
             ax.set_xlabel(p)
             ax.set_ylabel("models")
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         fig.suptitle(f"quantized linear fits of {len(t)} models")
     return fig
 
