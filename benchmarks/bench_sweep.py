@@ -20,17 +20,24 @@ from dse.sweep import ray_start
 def noop(config):
     from ray import tune
 
+    for _ in range(config["ckpts"]):  # one small checkpointed report per epoch, as a dse trial makes
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "state.pt"), "wb") as f:
+                f.write(b"\0" * 4096)
+            tune.report({"x": 0}, checkpoint=tune.Checkpoint.from_directory(d))
     tune.report({"x": 1})
 
 
-def ray_cost(n: int, cpus: int) -> float:
+def ray_cost(n: int, cpus: int, ckpts: int = 0) -> float:
     from ray import tune
 
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
-        tune.Tuner(tune.with_resources(noop, {"cpu": 1}), param_space={"i": tune.grid_search(list(range(n)))},
+        tune.Tuner(tune.with_resources(noop, {"cpu": 1}),
+                   param_space={"i": tune.grid_search(list(range(n))), "ckpts": ckpts},
                    tune_config=tune.TuneConfig(reuse_actors=True),
-                   run_config=tune.RunConfig(storage_path=d, name="noop", verbose=0)).fit()
+                   run_config=tune.RunConfig(storage_path=d, name="noop", verbose=0,
+                                             checkpoint_config=tune.CheckpointConfig(num_to_keep=1))).fit()
         return (time.perf_counter() - t) * cpus
 
 
@@ -68,10 +75,17 @@ def main(n1: int = 8, n2: int = 32, epochs: int = 2, repeats: int = 2) -> None:
     print(f"sweep walls: {w1:.1f} s ({n1} trials), {w2:.1f} s ({n2} trials); mean epoch time sum per trial {per:.2f} s")
     print(f"dse overhead per trial (build, checkpoint every epoch, reports, fsynced row): {over:.3f} s")
     print(f"Ray Tune no-op trial, same run:                                           {base:.3f} s")
+    k1, k2 = (min(ray_cost(n, cpus, epochs) for _ in range(repeats)) for n in (n1, n2))
+    print(f"Ray Tune no-op trial with {epochs} checkpointed reports (Ray's cost of dse's per-epoch checkpoints): "
+          f"{(k2 - k1) / (n2 - n1):.3f} s")
     print(f"ratio dse / Ray baseline: {over / base:.2f}" + ("  (negative: below the noise of this run)" if over < 0 else ""))
     steady = f"{per / (per + over):.0%}" if over > 0 else "~100% (overhead within noise)"
     print(f"parallel efficiency ({n2} trials): whole sweep {t2 / (w2 * cpus):.0%} (fixed costs included), "
           f"steady state {steady}; goal >= 85%")
+    for e in (3 * epochs, 6 * epochs):  # the same per-trial overhead weighs less on longer trials
+        _, w, t = dse_cost(n2, cpus, e)
+        print(f"  {n2} trials of {e} epochs ({t / n2:.2f} s of work each): whole sweep {t / (w * cpus):.0%}, "
+              f"steady state {t / n2 / (t / n2 + over):.0%}" if over > 0 else "")
 
 
 if __name__ == "__main__":

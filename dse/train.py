@@ -98,13 +98,24 @@ def evaluate(model: torch.nn.Module, data: Data, batch_size: int = 512, res: int
     return 100.0 * wrong / max(1, data.n_val)
 
 
+def detached(obj):
+    """A copy of nested dicts/lists/tuples with every tensor cloned (several times faster than copy.deepcopy)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: detached(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(detached(v) for v in obj)
+    return copy.copy(obj)
+
+
 def snapshot(model, opt, gen: torch.Generator, epoch: int, history: list, recipe: Recipe, seed: int,
              wall: float) -> dict:
     """A detached checkpoint dict that `train(resume=...)` continues from exactly."""
     return {
         "epoch": epoch,
-        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "optimizer": copy.deepcopy(opt.state_dict()),
+        "model": detached(model.state_dict()),
+        "optimizer": detached(opt.state_dict()),
         "generator": gen.get_state(),
         "rng": torch.get_rng_state(),
         "history": copy.deepcopy(history),
