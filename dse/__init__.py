@@ -8,6 +8,7 @@ from .spec import list_spaces
 from . import experiment, status  # noqa: E402  (modules used as dse.experiment.load, dse.status.status)
 from .results import load_results
 from .sweep import sweep
+from .pipeline import run
 
 __version__ = "0.1.0"
 
@@ -20,4 +21,4 @@ def build(net, **override):
 
 
 __all__ = ["Config", "Cx", "DseError", "Net", "Sample", "Samples", "Space", "Stage", "build", "complexity",
-           "count", "describe", "list_spaces", "load", "load_results", "sample", "sweep"]
+           "count", "describe", "list_spaces", "load", "load_results", "run", "sample", "sweep"]

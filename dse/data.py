@@ -239,7 +239,7 @@ def load_data(name: str = "digits", path: str | None = None, res: int = 32, seed
     if name == "digits":
         return load_digits(res, seed, val_frac)
     if path is None:
-        raise DseError(f"dataset {name} needs a path")
+        raise DseError(f"data set {name} needs a path: pass --data-path DIR (or data.path in the experiment file)")
     p = Path(path).expanduser()
     if not p.is_dir():
         raise DseError(f"dataset {name}: path {p} does not exist or is not a folder")

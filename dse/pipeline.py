@@ -19,7 +19,8 @@ def same_sweep(exp: Experiment, out: Path) -> bool:
     except (yaml.YAMLError, DseError) as e:
         raise DseError(f"{saved}: unreadable ({e}); pick a new --out") from None
     if old.to_dict() != exp.to_dict():
-        raise DseError(f"{out}: holds a different experiment ('{old.name}'); pick a new --out or use dse sweep --resume")
+        raise DseError(f"{out}: holds a different experiment ('{old.name}'); pick a new --out, "
+                       "or continue that one with dse sweep --resume")
     return True
 
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import tempfile

@@ -1,6 +1,5 @@
 """The sample/spaces/show/describe commands and their one-line errors."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
