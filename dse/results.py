@@ -112,6 +112,23 @@ def rows_frame(rows: list[dict]):
     return df[first + [c for c in df.columns if c not in first]]
 
 
+def _decode_cells(df, path: Path):
+    """The list and dict cells that finalize(csv=True) wrote as JSON text, decoded (so CSV loads like JSON Lines)."""
+    import pandas as pd
+
+    for c in df.columns:
+        if not (df[c].dtype == object or pd.api.types.is_string_dtype(df[c])):
+            continue
+        txt = df[c].map(lambda v: isinstance(v, str) and v[:1] in "[{")
+        if not txt.any():
+            continue
+        try:
+            df[c] = [json.loads(v) if t else v for v, t in zip(df[c], txt)]
+        except json.JSONDecodeError:
+            raise DseError(f"{path}: corrupt cell in column {c!r} (not JSON)") from None
+    return df
+
+
 def load_results(path: str | Path):
     """The results table of a sweep folder (or a .parquet / .jsonl / .csv file) as a pandas DataFrame."""
     import pandas as pd
@@ -130,7 +147,7 @@ def load_results(path: str | Path):
         if p.suffix == ".parquet":
             df = pd.read_parquet(p)
         elif p.suffix == ".csv":
-            df = pd.read_csv(p)
+            df = _decode_cells(pd.read_csv(p), p)
         else:
             df = rows_frame(read_rows(p))
     except DseError:

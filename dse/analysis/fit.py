@@ -307,29 +307,13 @@ def parse_widths(text: str) -> list[int]:
     return [int(p) for p in parts]
 
 
-def row_widths(row: dict) -> list[int]:
-    """A result row's per-block widths (dse.analysis.table.block_widths), also from results.csv's JSON text cells."""
-    import json
-
-    from dse.analysis.table import block_widths
-
-    row = dict(row)
-    for c in ("ws", "stages"):
-        if isinstance(row.get(c), str):
-            try:
-                row[c] = json.loads(row[c])
-            except json.JSONDecodeError:
-                raise DseError(f"row {row.get('id', '?')!r}: corrupt {c!r} cell (not JSON)") from None
-    return block_widths(row)
-
-
 def fit_results(df: pd.DataFrame, top: int | None = None, metric: str = "error", ids=None, q: int = 8) -> pd.DataFrame:
     """fit() for each model of a results or samples table: id, space, metric, d, w0, wa, wm, e_fit, widths; best first.
 
     With a metric column only finished rows are fitted, sorted best first (top k of them when top is given); a samples
     file (no metric) has all its rows fitted in file order, and top is then an error. ids keeps only those models.
     """
-    from dse.analysis.table import best
+    from dse.analysis.table import best, block_widths
 
     if not isinstance(df, pd.DataFrame) or len(df) == 0:
         raise DseError("empty results: no rows to fit")
@@ -348,7 +332,7 @@ def fit_results(df: pd.DataFrame, top: int | None = None, metric: str = "error",
     rows = []
     for r in t.to_dict("records"):
         try:
-            rows.append(fit(row_widths(r), q).to_dict())
+            rows.append(fit(block_widths(r), q).to_dict())
         except DseError as e:
             raise DseError(f"model {r.get('id', '?')}: {e}") from None
     keys = [c for c in ("id", "space") + ((metric,) if has_metric else ()) if c in t.columns]

@@ -1,7 +1,6 @@
 """Low-epoch validity: does a model's error after k epochs already rank the models as their final error does?"""
 from __future__ import annotations
 
-import json
 import math
 import warnings
 
@@ -14,12 +13,7 @@ from dse.errors import DseError
 
 
 def _errors(v, rid) -> np.ndarray:
-    """One row's per-epoch val errors as a float array (results.csv stores the list as JSON text)."""
-    if isinstance(v, str):
-        try:
-            v = json.loads(v)
-        except json.JSONDecodeError:
-            raise DseError(f"row {rid!r}: corrupt 'errors' cell (not JSON)") from None
+    """One row's per-epoch val errors as a float array (empty when missing)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return np.empty(0)
     try:

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from dse.analysis.edf import ks
-from dse.analysis.fit import fit, row_widths
-from dse.analysis.table import ascending, finished
+from dse.analysis.fit import fit
+from dse.analysis.table import ascending, block_widths, finished
 from dse.errors import DseError
 
 E_FIT = (0.05, 0.1, 0.2)
@@ -55,7 +55,7 @@ def row_e_fit(df: pd.DataFrame, q: int = 8) -> np.ndarray:
     out = np.full(len(df), np.nan)
     for i, r in enumerate(df.to_dict("records")):
         try:
-            ws = row_widths(r)
+            ws = block_widths(r)
         except DseError:
             continue
         try:
