@@ -296,3 +296,13 @@ def test_cli_refuses_existing_output(run_cli, tmp_path):
     assert code == 1 and "already exists" in err and out.read_bytes() == b"keep"
     code, _, err = run_cli("plot", "edf", QUICK, "-o", out, "--force")
     assert code == 0 and out.read_bytes()[:8] == PNG
+
+
+def test_regnet_w0_is_not_a_stage_width():
+    """w0 (RegNet's initial width) must not be taken for a stage width w_i: w_i panels come from w1..wk only."""
+    df = pd.DataFrame({"id": list("abcd"), "space": "regnetx", "status": "ok", "error": [10.0, 20.0, 30.0, 40.0],
+                       "w0": [24, 48, 72, 96], "wa": [20.0, 30.0, 40.0, 50.0], "w1": [24, 48, 64, 96],
+                       "w2": [56, 96, 152, 200]})
+    fig = plots.params_figure(df)
+    labels = sorted(ax.get_xlabel() for ax in fig.axes if ax.get_xlabel())
+    assert labels == ["w0", "w1", "w2", "wa"]

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure as _MplFigure
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from dse.analysis.edf import edfs
-from dse.analysis.table import ascending, best, block_widths, finished
+from dse.analysis.table import ascending, best, block_widths, finished, stage_columns
 from dse.errors import DseError
 from dse.io import check_new, write_atomic
 from dse.regnet import linear_widths
@@ -109,8 +109,7 @@ def _available(df: pd.DataFrame) -> dict[str, list[str]]:
     """Plottable parameter name -> its columns (d_i -> d1..dk), for what the table has."""
     out = {}
     for p in STAGED:
-        cols = sorted((c for c in df.columns if isinstance(c, str) and c[:1] == p and c[1:].isdigit()),
-                      key=lambda c: int(c[1:]))
+        cols = stage_columns(df, p)
         if cols:
             out[f"{p}_i"] = cols
     for p in SCALARS:
@@ -132,7 +131,7 @@ def _resolve(df: pd.DataFrame, params) -> dict[str, list[str]]:
     for p in params:
         p = p.strip()
         key = p if p in have else (f"{p}_i" if f"{p}_i" in have else None)  # d: scalar d, else per-stage d_i
-        if key is None and p in df.columns and p[:1] in STAGED and p[1:].isdigit():
+        if key is None and p in df.columns and p[:1] in STAGED and p in stage_columns(df, p[:1]):
             out[p] = [p]  # one stage, e.g. w3
             continue
         if key is None:

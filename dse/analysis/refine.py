@@ -11,14 +11,13 @@ a candidate that keeps no row is reported with n = 0 and NaN statistics, ranked 
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
 
 from dse.analysis.edf import ks
 from dse.analysis.fit import fit
-from dse.analysis.table import ascending, block_widths, finished
+from dse.analysis.table import ascending, block_widths, finished, stage_columns
 from dse.errors import DseError
 
 E_FIT = (0.05, 0.1, 0.2)
@@ -27,7 +26,7 @@ COLUMNS = ["constraint", "n", "frac", "mean", "best", "d_mean", "d_best", "ks", 
 
 def stage_values(df: pd.DataFrame, p: str) -> np.ndarray:
     """The per-stage columns p1..pk of df as a float array (rows x k, NaN where missing); k = 0 when absent."""
-    cols = sorted((c for c in df.columns if re.fullmatch(rf"{p}[1-9]\d*", str(c))), key=lambda c: int(c[len(p):]))
+    cols = stage_columns(df, p)
     if not cols:
         return np.empty((len(df), 0))
     return df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)

@@ -1,6 +1,7 @@
 """Shared pieces of the analysis: reading several runs, the finished rows, a metric's direction, block widths."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,9 @@ def select_spaces(df: pd.DataFrame, spaces) -> pd.DataFrame:
     if missing:
         raise DseError(f"space {missing[0]!r} is not in the results (they have: {', '.join(have) or 'none'})")
     return df[df["space"].isin(list(spaces))]
+
+
+def stage_columns(df: pd.DataFrame, p: str) -> list[str]:
+    """The per-stage columns p1..pk of a parameter in stage order (numbered from 1, so RegNet's w0 is not one)."""
+    cols = [c for c in df.columns if isinstance(c, str) and re.fullmatch(rf"{re.escape(p)}[1-9]\d*", c)]
+    return sorted(cols, key=lambda c: int(c[len(p):]))
