@@ -253,9 +253,11 @@ def cmd_status(a) -> int:
 # ---------------------------------------------------------------- analysis (reads results tables only)
 
 def _runs(a):
-    from .analysis.table import load_runs
+    """The runs' results stacked, only --space's spaces when given, a space seen in several runs kept apart."""
+    from .analysis.table import by_run_and_space, load_runs, select_spaces
 
-    return load_runs(a.runs)
+    df = load_runs(a.runs)
+    return by_run_and_space(select_spaces(df, a.space) if getattr(a, "space", None) else df)
 
 
 def _save(fig, path, force) -> None:
@@ -271,9 +273,6 @@ def cmd_plot(a) -> int:
 
     check_new(a.output, a.force)  # fail before the work, not after it
     df = _runs(a)
-    if getattr(a, "space", None):
-        from .analysis.table import select_spaces
-        df = select_spaces(df, a.space)
     if a.what == "edf":
         fig = plots.edf_figure(df, by=a.by, normalized=a.normalized, band=a.band, metric=a.metric)
     elif a.what == "params":
@@ -350,9 +349,6 @@ def cmd_refine(a) -> int:
     except ValueError:
         raise DseError(f"--e-fit: expected numbers separated by commas, got {a.e_fit!r}") from None
     df = _runs(a)
-    if a.space:
-        from .analysis.table import select_spaces
-        df = select_spaces(df, a.space)
     cand, path = refine(df, metric=a.metric, e_fit=ts), refine_path(df, metric=a.metric)
     if a.json:
         print('{"candidates": ' + cand.to_json(orient="records", double_precision=15) + ', "path": '

@@ -109,3 +109,21 @@ def test_run_then_run_again_continues_and_refreshes(tmp_path, run_cli):
     code, _, err = run_cli("run", other, "--out", out)
     assert code == 1 and "different experiment" in err
     assert (out / "results.jsonl").read_bytes() == rows
+
+
+def test_same_space_from_two_runs_stays_apart(tmp_path, run_cli):
+    for name in ("recipe_a", "recipe_b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.jsonl").write_text(QUICK.read_text())
+    out = tmp_path / "r.html"
+    code, _, err = run_cli("report", tmp_path / "recipe_a", tmp_path / "recipe_b", "-o", out)
+    assert code == 0, err
+    page = out.read_text()
+    for label in ("recipe_a/anynetx_a", "recipe_b/anynetx_a", "recipe_a/anynetx_e", "recipe_b/anynetx_e"):
+        assert f"<td>{label}</td>" in page
+    code, so, err = run_cli("refine", tmp_path / "recipe_a", tmp_path / "recipe_b", "--space", "anynetx_e")
+    assert code == 0 and "on 8 rows" in so  # the filter sees the plain space names, before relabelling
+
+
+def test_one_run_keeps_plain_space_names(page):
+    assert "<td>anynetx_a</td>" in page and "/anynetx_a" not in page

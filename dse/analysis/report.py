@@ -127,13 +127,13 @@ def report(runs, out, *, force: bool = False, metric: str = "error", top: int = 
     """Write the HTML report of one or more sweeps (folders or results files) to out, atomically."""
     from dse.io import check_new, write_atomic
 
-    from .table import load_runs
+    from .table import by_run_and_space, load_runs
 
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise DseError(f"{out}: a report is an .html file")
     check_new(out, force)
-    df = load_runs(runs)
+    df = by_run_and_space(load_runs(runs))
     names = [Path(r).name for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
     return write_atomic(out, report_html(df, metric=metric, title=f"dse report: {', '.join(names)}", top=top),
                         force=force)

@@ -82,3 +82,10 @@ def stage_columns(df: pd.DataFrame, p: str) -> list[str]:
     """The per-stage columns p1..pk of a parameter in stage order (numbered from 1, so RegNet's w0 is not one)."""
     cols = [c for c in df.columns if isinstance(c, str) and re.fullmatch(rf"{re.escape(p)}[1-9]\d*", c)]
     return sorted(cols, key=lambda c: int(c[len(p):]))
+
+
+def by_run_and_space(df: pd.DataFrame) -> pd.DataFrame:
+    """df with `space` relabelled 'run/space' when one space comes from several runs (so their curves stay apart)."""
+    if "run" not in df.columns or "space" not in df.columns or df.groupby("space")["run"].nunique().max() <= 1:
+        return df
+    return df.assign(space=df["run"].astype(str) + "/" + df["space"].astype(str))
