@@ -414,8 +414,12 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
         if out.exists() and any(out.iterdir()):
             raise DseError(f"{out}: already exists and is not empty; use --resume to continue it or pick a new --out")
         recs = plan(exp)
-        if data is None and exp.data.get("res") != "net":  # bad data fails before the folder is made
-            data = load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
+        if data is None:  # bad data fails before the folder is made
+            kw = {k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")}
+            if kw.get("res") == "net":  # each sample trains at its own resolution: check the data at the first's
+                load_data(**{**kw, "res": Config.from_dict(recs[0]).net.res})
+            else:
+                data = load_data(**kw)
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / EXP, yaml.safe_dump(exp.to_dict(), sort_keys=False), force=True)
         write_atomic(out / PLAN, "".join(canonical(r) + "\n" for r in recs), force=True)

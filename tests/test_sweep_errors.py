@@ -84,6 +84,9 @@ def test_missing_data_path(tmp_path, run_cli):
     check_error(run_cli, tmp_path, [exp_file(tmp_path, data={"name": "cifar10", "path": str(gone)})],
                 "cifar10", str(gone), "does not exist")
     check_error(run_cli, tmp_path, [exp_file(tmp_path), "--data", "cifar100", "--data-path", gone], str(gone))
+    # each sample at its own resolution (data.res: net): the data are still checked before anything is made
+    check_error(run_cli, tmp_path, [exp_file(tmp_path, data={"name": "cifar10", "path": str(gone), "res": "net"})],
+                "cifar10", str(gone), "does not exist")
 
 
 def test_unreachable_address(tmp_path, run_cli):
