@@ -153,17 +153,16 @@ def cmd_run(a) -> int:
     from .analysis.edf import summary
     from .experiment import load
     from .pipeline import run
-    from .results import load_results
 
     exp = load(a.experiment, {"data.path": a.data_path} if a.data_path else None)
     out = a.out or f"runs/{exp.name}"
     try:
-        paths = run(exp, out, address=a.address, verbose=a.verbose)
+        df, paths = run(exp, out, address=a.address, verbose=a.verbose)
     except KeyboardInterrupt:
         print(f"dse: interrupted; finished rows are kept in {out}; run the same command again to continue",
               file=sys.stderr)
         return 130
-    print(summary(load_results(out)).round(2).to_string())
+    print(summary(df).round(2).to_string())
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
     return 0
 

@@ -25,17 +25,19 @@ def same_sweep(exp: Experiment, out: Path) -> bool:
 
 
 def run(exp: Experiment, out: str | Path, *, address: str | None = None, verbose: int = 0,
-        progress: bool = True) -> dict:
-    """Sweep exp into out (resuming when out holds it), then write out/edf.png and out/report.html; the paths."""
+        progress: bool = True) -> tuple:
+    """Sweep exp into out (resuming when out holds it), then write out/edf.png and out/report.html.
+
+    Returns (results DataFrame, {"results", "edf", "report": paths})."""
     from .analysis.plots import edf_figure, save
-    from .analysis.report import report
-    from .analysis.table import load_runs
+    from .analysis.report import write_report
+    from .results import load_results
     from .sweep import sweep
 
     out = Path(out)
     sweep(exp, out, address=address, resume=same_sweep(exp, out), verbose=verbose, progress=progress)
-    df = load_runs([out])
+    df = load_results(out)
     paths = {"results": out / "results.parquet", "edf": out / "edf.png", "report": out / "report.html"}
     save(edf_figure(df), paths["edf"], force=True)
-    report([out], paths["report"], force=True)
-    return paths
+    write_report(df, paths["report"], title=f"dse report: {out.name}", force=True)
+    return df, paths

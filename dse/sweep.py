@@ -380,6 +380,11 @@ def _checkpoints(out: Path) -> dict[str, str]:
     return {k: v[1] for k, v in found.items()}
 
 
+def _data_args(exp: Experiment) -> dict:
+    """The experiment's data section as load_data's keyword arguments."""
+    return {k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")}
+
+
 def _write_status(out: Path, counts: Counts, state: str) -> None:
     s = {"state": state, "pid": os.getpid(), "total": counts.total, "done": counts.done, "failed": counts.failed,
          "running": counts.running, "updated": time.time()}
@@ -415,11 +420,10 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
             raise DseError(f"{out}: already exists and is not empty; use --resume to continue it or pick a new --out")
         recs = plan(exp)
         if data is None:  # bad data fails before the folder is made
-            kw = {k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")}
-            if kw.get("res") == "net":  # each sample trains at its own resolution: check the data at the first's
-                load_data(**{**kw, "res": Config.from_dict(recs[0]).net.res})
+            if exp.data.get("res") == "net":  # each sample trains at its own resolution: check it at the first's
+                load_data(**{**_data_args(exp), "res": Config.from_dict(recs[0]).net.res})
             else:
-                data = load_data(**kw)
+                data = load_data(**_data_args(exp))
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / EXP, yaml.safe_dump(exp.to_dict(), sort_keys=False), force=True)
         write_atomic(out / PLAN, "".join(canonical(r) + "\n" for r in recs), force=True)
@@ -433,7 +437,7 @@ def sweep(exp: Experiment, out: str | Path, *, address: str | None = None, resum
         _write_status(out, counts, "finished")
         return out
     if data is None and exp.data.get("res") != "net":
-        data = load_data(**{k: v for k, v in exp.data.items() if k in ("name", "path", "res", "val_frac")})
+        data = load_data(**_data_args(exp))
     tty = progress and interactive()
     last = [0.0, ""]  # when and what was shown last
 

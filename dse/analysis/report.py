@@ -123,17 +123,30 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
             f"<style>{CSS}</style></head><body>\n{head}{''.join(body)}</body></html>\n")
 
 
-def report(runs, out, *, force: bool = False, metric: str = "error", top: int = 10) -> Path:
-    """Write the HTML report of one or more sweeps (folders or results files) to out, atomically."""
-    from dse.io import check_new, write_atomic
-
-    from .table import by_run_and_space, load_runs
+def _check_out(out, force: bool) -> Path:
+    """The report's path: an .html file that does not exist yet (unless force)."""
+    from dse.io import check_new
 
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise DseError(f"{out}: a report is an .html file")
-    check_new(out, force)
+    return check_new(out, force)
+
+
+def write_report(df: pd.DataFrame, out, *, title: str = "dse report", force: bool = False, metric: str = "error",
+                 top: int = 10) -> Path:
+    """Write the HTML report of a results table to out (an .html file), atomically."""
+    from dse.io import write_atomic
+
+    out = _check_out(out, force)
+    return write_atomic(out, report_html(df, metric=metric, title=title, top=top), force=force)
+
+
+def report(runs, out, *, force: bool = False, metric: str = "error", top: int = 10) -> Path:
+    """Write the HTML report of one or more sweeps (folders or results files) to out, atomically."""
+    from .table import by_run_and_space, load_runs
+
+    out = _check_out(out, force)  # before loading and drawing anything
     df = by_run_and_space(load_runs(runs))
     names = [Path(r).name for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
-    return write_atomic(out, report_html(df, metric=metric, title=f"dse report: {', '.join(names)}", top=top),
-                        force=force)
+    return write_report(df, out, title=f"dse report: {', '.join(names)}", force=force, metric=metric, top=top)
