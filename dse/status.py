@@ -17,6 +17,28 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _per_space(rows: list[dict]) -> list[str]:
+    """Per space: n models, min and median error, on the finished rows (dse.analysis.table: one row per model, noise
+    repeats apart) with the one median of dse, so they match the report's summary."""
+    import pandas as pd
+
+    from .analysis.table import finished, median, primary_mask
+
+    df = pd.DataFrame(rows)
+    if df.empty or "error" not in df.columns or "space" not in df.columns:
+        return []
+    try:
+        ok = finished(df, "error")
+    except DseError:
+        return []
+    reps = df[~primary_mask(df)].groupby("space").size() if "repeat" in df.columns else pd.Series(dtype=int)
+    out = []
+    for space, e in ok.groupby("space", sort=True)["error"]:
+        extra = f"  (+{int(reps[space])} noise repeats)" if space in reps.index else ""
+        out.append(f"  {space:12s} n={len(e):4d}  min {e.min():.2f}%  median {median(e):.2f}%{extra}")
+    return out
+
+
 def status(d: str | Path) -> str:
     """A short report: done/failed/remaining, the driver's state, and the best errors per space."""
     d = Path(d)
@@ -35,13 +57,7 @@ def status(d: str | Path) -> str:
         state = "stopped (the driver is gone; resume with --resume)"
     failed = [r for r in rows if r.get("status") != "ok"]
     lines = [f"{d}: {state}", f"  {len(rows)}/{len(plan)} done, {len(failed)} failed, {len(plan) - len(rows)} to go"]
-    by = {}
-    for r in rows:
-        if r.get("status") == "ok" and r.get("error") is not None:
-            by.setdefault(r["space"], []).append(r["error"])
-    for space, errs in sorted(by.items()):
-        errs.sort()
-        lines.append(f"  {space:12s} n={len(errs):4d}  min {errs[0]:.2f}%  median {errs[len(errs) // 2]:.2f}%")
+    lines += _per_space(rows)
     for r in failed[:5]:
         lines.append(f"  failed {r['id']} ({r['space']}): {r.get('reason')}")
     return "\n".join(lines)

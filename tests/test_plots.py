@@ -88,6 +88,23 @@ def test_normalized_edf_moves_towards_the_rare_expensive_models():
     assert "normalized by flops" in fig.axes[0].get_title()
 
 
+def test_edf_reward_legend_shows_the_max_and_title_says_what_is_drawn():
+    df = table()
+    fig = plots.edf_figure(df.assign(reward=100 - df.error), metric="reward", band=True, n_boot=50)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts[0] == f"A (n=4, max {100 - 1.0:.3g}, mean {100 - 2.0:.3g})"  # the best reward is 100 - min error
+    title = fig.axes[0].get_title()
+    assert "of 7 models" in title and "95% bootstrap band (50 resamples)" in title  # 4 + 3 finished rows
+
+
+def test_noise_repeats_are_not_extra_models():
+    df = table().assign(repeat=0)
+    rep = pd.concat([df, df.iloc[[0, 1]].assign(repeat=1, error=[60.0, 70.0])], ignore_index=True)
+    assert curves(plots.edf_figure(rep))["A"][1].tolist() == curves(plots.edf_figure(df))["A"][1].tolist()
+    texts = [t.get_text() for t in plots.edf_figure(rep).axes[0].get_legend().get_texts()]
+    assert texts[0] == "A (n=4, min 1.0, mean 2.0)"
+
+
 def test_edf_band_shades_each_group_and_metric_column():
     df = table()
     assert len(plots.edf_figure(df).axes[0].collections) == 0
@@ -146,19 +163,48 @@ def test_params_figure_named_parameters_and_regnet_scalars():
     assert p["w0"][2].get_xscale() == "log" and p["wm"][2].get_xscale() == "linear"
 
 
-def test_params_trend_is_best_and_mean_per_value():
+def t_interval(e):
+    """The 95% t interval of a mean, by scipy (independent of the plotting code)."""
+    from scipy import stats
+
+    return stats.t.interval(0.95, len(e) - 1, loc=np.mean(e), scale=stats.sem(e))
+
+
+def test_params_trend_is_mean_and_interval_per_value_on_categorical_axes():
     df = anynet(60)
     df["b2"] = np.tile([1, 2, 4], 20)
     fig = plots.params_figure(df, params=["b2"])
-    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
-    for v, lo, mu in zip([1, 2, 4], lines["best"].get_ydata(), lines["mean"].get_ydata()):
-        e = df.error[df.b2 == v].to_numpy()
-        assert lo == pytest.approx(e.min()) and mu == pytest.approx(e.mean())
-    np.testing.assert_array_equal(lines["best"].get_xdata(), [1, 2, 4])
-    # a higher-is-better metric takes the maximum as the best
-    fig = plots.params_figure(df.assign(reward=-df.error), params=["b2"], metric="reward")
-    best = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}["best"].get_ydata()
-    np.testing.assert_allclose(best, [-df.error[df.b2 == v].min() for v in (1, 2, 4)])
+    ax = fig.axes[0]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "X"]
+    for v, mu in zip([1, 2, 4], line.get_ydata()):
+        assert mu == pytest.approx(df.error[df.b2 == v].mean())
+    np.testing.assert_array_equal(line.get_xdata(), [0, 1, 2])  # categorical: equally spaced
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
+    segs = ax.containers[0].lines[2][0].get_segments()  # the error bars: the t interval of each mean
+    for v, seg in zip([1, 2, 4], segs):
+        np.testing.assert_allclose([seg[0][1], seg[1][1]], t_interval(df.error[df.b2 == v].to_numpy()))
+
+
+def test_params_one_colour_per_space_and_declared_axes():
+    """Two real spaces: one mean line per space, log x for AnyNetX's log-sampled d and w, g on its declared values."""
+    rng = np.random.default_rng(3)
+    n = 40
+    df = pd.DataFrame({"id": range(2 * n), "space": ["anynetx_a"] * n + ["anynetx_e"] * n, "status": "ok",
+                       "error": rng.uniform(5, 50, 2 * n), "d1": rng.integers(1, 17, 2 * n),
+                       "w1": 8 * rng.integers(1, 100, 2 * n), "g1": 2 ** rng.integers(1, 3, 2 * n)})
+    fig = plots.params_figure(df)
+    p = panels(fig)
+    assert p["d1"][2].get_xscale() == "log" and p["w1"][2].get_xscale() == "log"  # d: log by the space file
+    assert [t.get_text() for t in p["g1"][2].get_xticklabels()] == ["1", "2", "4", "8", "16", "32"]
+    for ax in (p["d1"][2], p["g1"][2]):
+        lines = {ln.get_label(): ln for ln in ax.get_lines()}
+        assert {"anynetx_a", "anynetx_e"} <= set(lines)
+        assert lines["anynetx_a"].get_color() != lines["anynetx_e"].get_color()
+    g = p["g1"][2]
+    (a,) = [ln for ln in g.get_lines() if ln.get_label() == "anynetx_a"]
+    sel = df[df.space == "anynetx_a"]
+    np.testing.assert_allclose(a.get_ydata(), [sel.error[sel.g1 == v].mean() for v in (2, 4)])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["anynetx_a", "anynetx_e"]
 
 
 @pytest.mark.parametrize("params", [["foo"], ["w0"], ["d", "nope"]])
@@ -179,8 +225,19 @@ def test_widths_figure_top_k_lines_and_colorbar():
     assert ys == [[16, 16, 32], [24, 48, 48, 96]]  # the two best finished rows: b (10%) and c (20%)
     assert ax.get_yscale() == "log" and ax.yaxis.get_transform().base == 2
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "error (%)"  # the colorbar
+    assert fig.axes[0].get_title() == "best 2 of 3"
     with pytest.raises(DseError):
         plots.widths_figure(df, top=0)
+
+
+def test_widths_figure_one_panel_per_space():
+    df = pd.DataFrame({"id": list("abcde"), "space": ["s", "s", "s", "t", "t"], "error": [30.0, 10.0, 20.0, 5.0, 9.0],
+                       "ws": [[8, 16], [16, 32], [24, 48], [64, 64], [32, 64, 128]]})
+    fig = plots.widths_figure(df, top=2)
+    axs = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axs] == ["s: best 2 of 3", "t: best 2 of 2"]
+    assert sorted(list(ln.get_ydata()) for ln in axs[0].get_lines()) == [[16, 32], [24, 48]]  # s's best, not t's
+    assert sorted(list(ln.get_ydata()) for ln in axs[1].get_lines()) == [[32, 64, 128], [64, 64]]
 
 
 def test_fit_figure_lines():

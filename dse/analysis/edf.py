@@ -2,7 +2,8 @@
 
 Inputs are a results frame (columns `error` in %, NaN when failed, optional `status`, plus a grouping column, default
 `space`), a dict {group: errors}, or one array of errors. A row is finished when its error is finite and, if there
-is a `status` column, status == "ok"; only finished rows enter an EDF.
+is a `status` column, status == "ok"; only finished rows enter an EDF. A frame's noise repeats (`repeat` > 0, the
+extra-seed retrainings of a model) are left out: one row per model (dse.analysis.table.primary_mask).
 
 Complexity normalisation bins log10(complexity) (flops or params span orders of magnitude in a design space, and the
 2019 paper plots them on log axes) into equal-width bins over a common range and gives every non-empty bin the same
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
+from dse.analysis.table import median, primary_mask
 from dse.errors import DseError
 
 
@@ -25,6 +27,7 @@ def _table(data, by: str = "space", cols=("error",)) -> pd.DataFrame:
         missing = [c for c in (by, *cols) if c not in data.columns]
         if missing:
             raise DseError(f"unknown column {missing[0]!r}: the table has {list(data.columns)}")
+        data = data[primary_mask(data)]
         t = data[[by, *cols] + (["status"] if "status" in data.columns else [])].copy()
     elif isinstance(data, Mapping):
         if set(cols) - {"error"}:
@@ -144,14 +147,17 @@ def ks(a, b) -> tuple[float, float]:
 
 
 def summary(data, by: str = "space") -> pd.DataFrame:
-    """Per group: n, n_failed and min, mean, q05, q25, q50, q75, max of the finished errors."""
+    """Per group: n, n_failed and min, mean, q05, q25, q50, q75, max of the finished errors (one row per model).
+
+    q50 is dse.analysis.table.median, the median `dse status` and the report print too."""
     t = _table(data, by)
     g = t[by]
     fin = t["error"].where(t["ok"]).groupby(g)
     out = pd.concat([t.groupby(by).size().rename("n"), (~t["ok"]).groupby(g).sum().rename("n_failed"),
                      fin.min().rename("min"), fin.mean().rename("mean")], axis=1)
-    qs = fin.quantile([0.05, 0.25, 0.5, 0.75]).unstack()
-    qs.columns = ["q05", "q25", "q50", "q75"]
+    qs = fin.quantile([0.05, 0.25, 0.75]).unstack()
+    qs.columns = ["q05", "q25", "q75"]
+    qs.insert(2, "q50", fin.agg(median))
     return out.join(qs).assign(max=fin.max())
 
 

@@ -1,7 +1,8 @@
 """Figures of sweep results (Radosavovic et al. 2019/2020): error EDFs, metric vs parameters, widths, width fits.
 
 Every function builds a matplotlib.figure.Figure directly (no pyplot, so no global figure state) under one style
-(STYLE, applied with rc_context) and returns it; save() writes one to .png or .svg atomically.
+(STYLE, applied with rc_context) and returns it; save() writes one to .png or .svg atomically. Figures draw the
+finished rows (dse.analysis.table.finished: one row per model, noise repeats left out), one colour per space.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from matplotlib.figure import Figure as _MplFigure
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from dse.analysis.edf import edfs
+from dse.analysis.noise import units
 from dse.analysis.table import ascending, best, block_widths, finished, stage_columns
 from dse.errors import DseError
 from dse.io import check_new, write_atomic
@@ -40,9 +42,10 @@ class Figure(_MplFigure):
             self.savefig(buf, format="png", dpi=100, bbox_inches="tight")
         return buf.getvalue()
 STAGED = ("d", "w", "b", "g")  # per-stage parameters: columns d1..dk, shown as the group d_i
-SCALARS = ("d", "w0", "wa", "wm", "b", "g", "flops", "params", "acts")
+SCALARS = ("d", "w0", "wa", "wm", "b", "g", "alpha", "beta", "gamma", "flops", "params", "acts")
 DEFAULT_SKIP = ("acts",)  # plotted only when asked for
-LOG_X = {"w", "w0", "wa", "flops", "params", "acts"}
+LOG_X = {"w", "w0", "wa", "flops", "params", "acts"}  # log axes when a space's declaration is not available
+CATEGORICAL = {"b", "g"}  # likewise: choice / power-of-two parameters, drawn on categorical axes
 COUNTS = {"flops", "params", "acts"}
 PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
 
@@ -75,30 +78,35 @@ def _log2_y(ax) -> None:
 # ---------------------------------------------------------------- EDFs
 
 def edf_figure(df: pd.DataFrame, by: str = "space", normalized: str | None = None, band: bool = False,
-               metric: str = "error", bins: int = 10, n_boot: int = 1000, seed: int = 0) -> Figure:
-    """Step EDFs F(e) = fraction of models with metric < e per group; legend: n, min, mean of the finished rows."""
+               metric: str = "error", bins: int = 10, n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> Figure:
+    """Step EDFs F(e) = fraction of models with metric < e per group; legend: n, best (min for errors, max for
+    rewards) and mean of the finished rows; the title names the rows, the normalisation and the band."""
     if metric not in df.columns:
         raise DseError(f"unknown column {metric!r}: the table has {', '.join(map(str, df.columns))}")
     t = df.assign(error=pd.to_numeric(df[metric], errors="coerce")) if metric != "error" else df
-    curves = edfs(t, by=by, normalized=normalized, n_boot=n_boot if band else 0, bins=bins, seed=seed)
+    curves = edfs(t, by=by, normalized=normalized, n_boot=n_boot if band else 0, bins=bins, seed=seed, ci=ci)
     ok = finished(t, "error")
-    stats = ok.groupby(ok[by])["error"].agg(["size", "min", "mean"])
+    top = "min" if ascending(metric) else "max"
+    stats = ok.groupby(ok[by])["error"].agg(["size", top, "mean"])
     with rc_context(STYLE):
-        fig = Figure(figsize=(5.2, 3.8), layout="constrained")
+        fig = Figure(figsize=(6.4, 4.4), layout="constrained")
         ax = fig.add_subplot()
         for i, (k, c) in enumerate(curves.groupby("group", sort=False)):
-            n, lo, mean = stats.loc[k]
+            n, b, mean = stats.loc[k]
             col = f"C{i % 10}"
-            ax.step(c["e"], c["F"], where="pre", color=col,
-                    label=f"{k} (n={int(n)}, min {lo:.1f}, mean {mean:.1f})")
+            f = ".1f" if units(metric) else ".3g"
+            ax.step(c["e"], c["F"], where="pre", color=col, label=f"{k} (n={int(n)}, {top} {b:{f}}, mean {mean:{f}})")
             if band:
                 ax.fill_between(c["e"], c["lo"], c["hi"], step="pre", color=col, alpha=0.2, linewidth=0)
         ax.set_xlim(curves["e"].min(), curves["e"].max())
         ax.set_ylim(0, 1)
         ax.set_xlabel(_metric_label(metric))
         ax.set_ylabel("cumulative prob.")
-        title = f"{metric} EDF" + (f", normalized by {normalized}" if normalized else "")
-        ax.set_title(title + (" (95% bootstrap band)" if band else ""))
+        title = (f"{metric} EDF of {len(ok)} models, one curve per {by}"
+                 + (f", normalized by {normalized}" if normalized else ""))
+        if band:
+            title += f"\nshaded: pointwise {ci:.0%} bootstrap band ({n_boot} resamples)"
+        ax.set_title(title)
         ax.legend(loc="lower right")
     return fig
 
@@ -140,37 +148,81 @@ def _resolve(df: pd.DataFrame, params) -> dict[str, list[str]]:
     return out
 
 
-def _trend(x: np.ndarray, y: np.ndarray, bins: int, log: bool, asc: bool):
-    """Per bin of x: (centre, best, mean); one bin per distinct x when there are at most `bins` of them."""
+def _declared(labels) -> tuple[set, dict, bool]:
+    """(log-sampled names, {categorical name: its declared values}) of the spaces named in labels ('run/space'
+    allowed), and whether every space was found; unknown spaces add nothing (the caller falls back to LOG_X and
+    CATEGORICAL)."""
+    from dse.space import load
+
+    logs, cats, known = set(), {}, True
+    for name in sorted({str(x).rsplit("/", 1)[-1] for x in labels}):
+        try:
+            sp = load(name)
+        except (DseError, OSError, ValueError, KeyError):
+            known = False
+            continue
+        for p in sp.params:
+            if p.log:
+                logs.add(p.name)
+            if p.kind == "pow2" and p.low and p.high:
+                cats.setdefault(p.name, set()).update(2 ** k for k in range(int(np.log2(p.low)),
+                                                                            int(np.log2(p.high)) + 1))
+            elif p.kind == "choice":
+                vals = [v for v in p.values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                if vals:
+                    cats.setdefault(p.name, set()).update(vals)
+    return logs, cats, known
+
+
+def _bins(x: np.ndarray, bins: int, log: bool):
+    """(bin key of each x, bin centres): one bin per distinct value when there are at most `bins` of them, else
+    `bins` equal-width bins of x (of log10 x when log)."""
     u = np.unique(x)
     if u.size <= bins:
-        key, centres = np.searchsorted(u, x), u
-    else:
-        f, finv = (np.log10, lambda v: 10 ** v) if log else (np.asarray, np.asarray)
-        edges = np.linspace(f(u[0]), f(u[-1]), bins + 1)
-        key = np.clip(np.searchsorted(edges, f(x), side="right") - 1, 0, bins - 1)
-        centres = finv((edges[:-1] + edges[1:]) / 2)
+        return np.searchsorted(u, x), u
+    f, finv = (np.log10, lambda v: 10 ** v) if log else (np.asarray, np.asarray)
+    edges = np.linspace(f(u[0]), f(u[-1]), bins + 1)
+    return np.clip(np.searchsorted(edges, f(x), side="right") - 1, 0, bins - 1), finv((edges[:-1] + edges[1:]) / 2)
+
+
+def bin_means(key: np.ndarray, y: np.ndarray, ci: float = 0.95) -> pd.DataFrame:
+    """Per bin key: n, mean and the t interval of the mean (lo, hi; NaN for a bin of one model)."""
+    from scipy.stats import t as student
+
     g = pd.Series(y).groupby(key)
-    b = g.min() if asc else g.max()
-    return centres[b.index.to_numpy()], b.to_numpy(), g.mean().to_numpy()
+    out = pd.DataFrame({"n": g.size(), "mean": g.mean(), "sd": g.std(ddof=1)})
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = student.ppf((1 + ci) / 2, out["n"] - 1) * out["sd"] / np.sqrt(out["n"])
+    return out.assign(lo=out["mean"] - h, hi=out["mean"] + h).drop(columns="sd")
 
 
-def params_figure(df: pd.DataFrame, params=None, metric: str = "error", bins: int = 10) -> Figure:
-    """The metric against each design parameter (scatter) with the best and the mean per bin of the parameter."""
+def params_figure(df: pd.DataFrame, params=None, metric: str = "error", bins: int = 10, by: str = "space",
+                  ci: float = 0.95) -> Figure:
+    """The metric against each design parameter: the models as points and, per space (one colour each), the mean
+    of the metric per bin of the parameter with its ci t-interval (a band, or error bars on categorical axes).
+
+    Axes: log for parameters the spaces sample log-uniformly (read from the space files; LOG_X when a space is
+    unknown) when the values span more than 4x; categorical (equally spaced values) for choice and power-of-two
+    parameters such as b and g; one bin per value when a parameter takes at most `bins` values."""
     if not (isinstance(bins, (int, np.integer)) and bins >= 1):
         raise DseError(f"bins must be a positive integer: got {bins!r}")
     ok = finished(df, metric)
     chosen = _resolve(ok, params)
     y = pd.to_numeric(ok[metric], errors="coerce").to_numpy(dtype=float)
-    asc = ascending(metric)
+    lab = ok[by].astype(str).to_numpy() if by in ok.columns else np.full(len(ok), "all")
+    names = sorted(set(lab))
+    logs, cats, known = _declared(names) if by in ok.columns else (set(), {}, False)
+    if not known:
+        logs, cats = logs | LOG_X, {k: set() for k in CATEGORICAL} | cats
     staged = {k: v for k, v in chosen.items() if k.endswith("_i")}
     single = [c for k, v in chosen.items() if not k.endswith("_i") for c in v]
     ncols = max([len(v) for v in staged.values()] + [min(4, len(single))] + [1])
     nrows = len(staged) + -(-len(single) // ncols)
     cells = [(r, c, col) for r, cols in enumerate(staged.values()) for c, col in enumerate(cols)]
     cells += [(len(staged) + i // ncols, i % ncols, col) for i, col in enumerate(single)]
+    jitter = np.random.default_rng(0).uniform(-0.05, 0.05, len(ok))
     with rc_context(STYLE):
-        fig = Figure(figsize=(2.6 * ncols + 0.4, 2.2 * nrows + 0.5), layout="constrained")
+        fig = Figure(figsize=(2.9 * ncols + 0.4, 2.5 * nrows + 0.9), layout="constrained")
         gs = fig.add_gridspec(nrows, ncols)
         first = None
         for r, c, col in cells:
@@ -179,14 +231,36 @@ def params_figure(df: pd.DataFrame, params=None, metric: str = "error", bins: in
             x = pd.to_numeric(ok[col], errors="coerce").to_numpy(dtype=float)
             m = np.isfinite(x)
             kind = col if col in SCALARS else col.rstrip("0123456789")
-            # log only where natural (widths, complexity) and the values span more than 4x
-            log = kind in LOG_X and m.any() and bool(np.all(x[m] > 0)) and x[m].max() > 4 * x[m].min()
-            ax.scatter(x[m], y[m], s=10, color="0.45", alpha=0.5, linewidths=0, label="models", zorder=3)
-            if m.any():
-                cx, yb, ym = _trend(x[m], y[m], bins, log, asc)
-                ax.plot(cx, yb, "-o", color="C0", markersize=3, alpha=0.9, label="best")
-                ax.plot(cx, ym, "-o", color="C1", markersize=3, alpha=0.9, label="mean")
-            if log:
+            cat = kind in cats and m.any()
+            log = (not cat and (kind in logs or kind in COUNTS) and m.any() and bool(np.all(x[m] > 0))
+                   and x[m].max() > 4 * x[m].min())
+            if cat:
+                u = np.unique(np.r_[x[m], sorted(cats[kind])])  # every declared value gets a place
+                pos = np.full(len(x), np.nan)
+                pos[m] = np.searchsorted(u, x[m])
+                key, centres = pos, np.arange(u.size, dtype=float)
+            elif m.any():
+                key = np.full(len(x), -1)
+                key[m], centres = _bins(x[m], bins, log)
+            for i, name in enumerate(names):
+                colour, sel = f"C{i % 10}", m & (lab == name)
+                if not sel.any():
+                    continue
+                dx = (i - (len(names) - 1) / 2) * 0.12 if cat else 0.0
+                px = pos[sel] + dx + jitter[sel] if cat else x[sel]
+                ax.scatter(px, y[sel], s=10, color=colour, alpha=0.45, linewidths=0, zorder=2)
+                t = bin_means(key[sel], y[sel], ci)
+                cx = centres[t.index.to_numpy(dtype=int)] + dx
+                ax.plot(cx, t["mean"], "-o", color=colour, markersize=3.5, label=name, zorder=4)
+                if cat:
+                    ax.errorbar(cx, t["mean"], yerr=[t["mean"] - t["lo"], t["hi"] - t["mean"]], fmt="none",
+                                ecolor=colour, elinewidth=1.2, capsize=2.5, zorder=4)
+                else:
+                    ax.fill_between(cx, t["lo"], t["hi"], color=colour, alpha=0.18, linewidth=0, zorder=3)
+            if cat:
+                ax.set_xticks(np.arange(u.size), [f"{v:g}" for v in u])
+                ax.set_xlim(-0.6, u.size - 0.4)
+            elif log:
                 _log_x(ax, kind)
             elif kind in COUNTS:
                 ax.xaxis.set_major_formatter(EngFormatter(sep=""))
@@ -195,30 +269,50 @@ def params_figure(df: pd.DataFrame, params=None, metric: str = "error", bins: in
                 ax.set_ylabel(_metric_label(metric))
             else:
                 ax.tick_params(labelleft=False)
-        first.legend(loc="best")
-        fig.suptitle(f"{metric} vs design parameters ({len(ok)} models; lines: best and mean per bin)")
+        if np.isfinite(y).any():  # the models set the y range; wider bands (few models in a bin) are clipped
+            pad = 0.06 * max(np.ptp(y[np.isfinite(y)]), 1e-9)
+            first.set_ylim(np.nanmin(y) - pad, np.nanmax(y) + pad)
+        handles, labels = first.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
+        fig.suptitle(f"{metric} vs design parameters: {len(ok)} models (points); lines: mean per bin and "
+                     f"{by} with its {ci:.0%} interval (t)")
     return fig
 
 
 # ---------------------------------------------------------------- widths and width fits
 
-def widths_figure(df: pd.DataFrame, top: int = 20, metric: str = "error") -> Figure:
-    """Per-block widths of the top-K models by the metric on a log2 axis, coloured by the metric."""
-    rows = best(df, top, metric)
-    vals = pd.to_numeric(rows[metric]).to_numpy(dtype=float)
-    ws = [block_widths(r) for _, r in rows.iterrows()]
+def widths_figure(df: pd.DataFrame, top: int = 20, metric: str = "error", by: str = "space") -> Figure:
+    """Per-block widths of the top-K models of each space by the metric (one panel per space) on a log2 axis,
+    coloured by the metric on one scale for all panels."""
+    ok = finished(df, metric)
+    lab = ok[by].astype(str) if by in ok.columns else pd.Series("all", index=ok.index)
+    names = sorted(lab.unique())
+    parts = [(k, best(ok[lab == k], top, metric), int((lab == k).sum())) for k in names]
+    vals = np.concatenate([pd.to_numeric(r[metric]).to_numpy(dtype=float) for _, r, _ in parts])
     norm = Normalize(vals.min(), vals.max() if vals.max() > vals.min() else vals.min() + 1)
     sm = ScalarMappable(norm=norm, cmap="viridis" if ascending(metric) else "viridis_r")
+    ncols = min(3, len(parts))
+    nrows = -(-len(parts) // ncols)
     with rc_context(STYLE):
-        fig = Figure(figsize=(5.6, 3.8), layout="constrained")
-        ax = fig.add_subplot()
-        for w, v in reversed(list(zip(ws, vals))):  # worst first, so the best are drawn on top
-            ax.plot(np.arange(len(w)), w, drawstyle="steps-mid", color=sm.to_rgba(v), alpha=0.85)
-        _log2_y(ax)
-        ax.set_xlabel("block index $j$")
-        ax.set_ylabel("width $w_j$")
-        ax.set_title(f"per-block widths of the top {len(rows)} models by {metric}")
-        fig.colorbar(sm, ax=ax, label=_metric_label(metric))
+        fig = Figure(figsize=(4.2 * ncols + 1.0, 3.3 * nrows + 0.5), layout="constrained")
+        axs = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+        for ax, (k, rows, n) in zip(axs.flat, parts):
+            ws = [block_widths(r) for _, r in rows.iterrows()]
+            v = pd.to_numeric(rows[metric]).to_numpy(dtype=float)
+            for w, x in reversed(list(zip(ws, v))):  # worst first, so the best are drawn on top
+                ax.plot(np.arange(len(w)), w, drawstyle="steps-mid", color=sm.to_rgba(x), alpha=0.85)
+            _log2_y(ax)
+            ax.set_xlabel("block index $j$")
+            ax.set_title(f"{k}: best {len(rows)} of {n}" if len(parts) > 1 or by in ok.columns
+                         else f"best {len(rows)} of {n}")
+        for ax in axs[:, 0]:
+            ax.set_ylabel("width $w_j$")
+        for ax in list(axs.flat)[len(parts):]:
+            ax.set_visible(False)
+        k = max(len(r) for _, r, _ in parts)
+        fig.suptitle(f"per-block widths of the best {k} models" + (f" of each {by}" if len(parts) > 1 else "")
+                     + f" by {metric}")
+        fig.colorbar(sm, ax=axs, label=_metric_label(metric))
     return fig
 
 

@@ -1,4 +1,5 @@
-"""Shared pieces of the analysis: reading several runs, the finished rows, a metric's direction, block widths."""
+"""Shared pieces of the analysis: reading several runs, the finished rows (and the noise repeats), the median, a
+metric's direction, block widths."""
 from __future__ import annotations
 
 import re
@@ -37,17 +38,57 @@ def _label(p) -> str:
     return p.parent.name if p.is_file() and p.stem == "results" else (p.name if p.is_dir() else p.stem)
 
 
-def finished(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
-    """The rows with status ok (when there is a status column) and a finite metric; DseError if none."""
+def primary_mask(df: pd.DataFrame) -> np.ndarray:
+    """True for a model's primary training (`repeat` 0, missing or NaN); False for its extra-seed repeats."""
+    if "repeat" not in df.columns:
+        return np.ones(len(df), dtype=bool)
+    r = pd.to_numeric(df["repeat"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    return r == 0
+
+
+def _ok(df: pd.DataFrame, metric: str) -> np.ndarray:
+    """Status ok (when there is a status column) and a finite metric."""
     if metric not in df.columns:
         raise DseError(f"unknown column {metric!r}: the table has {', '.join(map(str, df.columns))}")
-    v = pd.to_numeric(df[metric], errors="coerce").to_numpy(dtype=float)
-    ok = np.isfinite(v)
+    ok = np.isfinite(pd.to_numeric(df[metric], errors="coerce").to_numpy(dtype=float))
     if "status" in df.columns:
         ok &= (df["status"] == "ok").to_numpy()
+    return ok
+
+
+def finished(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
+    """The model rows: status ok, a finite metric, and the primary training only (`repeat` 0 or absent); DseError if
+    none. This is the one definition of a finished row that EDFs, plots, refine, rank, reports and status use."""
+    ok = _ok(df, metric)
     if not ok.any():
         raise DseError(f"no finished rows (status ok and a finite {metric})")
+    ok &= primary_mask(df)
+    if not ok.any():
+        raise DseError(f"no finished primary rows (repeat 0): only noise repeats have a finite {metric}")
     return df[ok]
+
+
+def seed_rows(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
+    """The finished rows (status ok, finite metric) of every seed, primary and repeats: the noise-floor rows.
+
+    May be empty (a table without repeats); dse.analysis.noise groups them per model."""
+    return df[_ok(df, metric)]
+
+
+def model_keys(df: pd.DataFrame) -> list[str]:
+    """The columns that name one model across its seeds: run (when stacked), space (when present) and id."""
+    if "id" not in df.columns:
+        raise DseError("the table has no 'id' column: repeats cannot be matched to their model")
+    return [c for c in ("run", "space") if c in df.columns] + ["id"]
+
+
+def median(values) -> float:
+    """The median of the finite values (numpy's: the mean of the two middle values for an even count); NaN if none.
+
+    The one median of dse: `dse status`, the summary table, the report and `dse run` all use it."""
+    v = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else float("nan")
 
 
 def best(df: pd.DataFrame, k: int | None = None, metric: str = "error") -> pd.DataFrame:
