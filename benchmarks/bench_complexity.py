@@ -1,4 +1,9 @@
-"""Analytic complexity against fvcore, per model: speed ratio and agreement (prints figures)."""
+"""Analytic complexity against fvcore: speed ratio per model, and (--exhaustive) agreement on many samples per space.
+
+    python benchmarks/bench_complexity.py                 # speed: fvcore vs the analytic counter (20 models)
+    python benchmarks/bench_complexity.py --exhaustive    # agreement: 50 samples x 8 spaces at 72 px (minutes)
+"""
+import argparse
 import time
 
 import torch
@@ -6,8 +11,10 @@ import torch
 import dse
 from dse.complexity import _step_cx, complexity, count
 
+SPACES = ["anynetx_a", "anynetx_b", "anynetx_c", "anynetx_d", "anynetx_e", "regnetx", "regnety", "regnetx_pycls"]
 
-def main(n: int = 20) -> None:
+
+def speed(n: int = 20) -> None:
     torch.manual_seed(0)
     rows = []
     for space in ("anynetx_a", "regnetx", "regnety"):
@@ -33,5 +40,31 @@ def main(n: int = 20) -> None:
     print(f"speed-up: {fv / an:,.0f}x   identical flops/params/acts: {same}/{len(rows)}")
 
 
+def exhaustive(n: int = 50, spaces=SPACES) -> int:
+    """n samples per space (360-400MF, seed 1), counted at 72 px with 10 classes: params == numels, and
+    flops/params/acts == fvcore; prints the disagreements and returns their number."""
+    torch.manual_seed(0)
+    bad = total = 0
+    for space in spaces:
+        t = time.perf_counter()
+        for s in dse.sample(space, n, flops=(360e6, 400e6), seed=1):
+            net = s.config.net.replace(res=72, classes=10)
+            model = dse.build(net)
+            want = complexity(net)
+            got = count(model, (3, 72, 72))
+            numel = sum(p.numel() for p in model.parameters())
+            total += 1
+            if got != want or numel != want.params:
+                bad += 1
+                print(f"  {space} {s.id}: analytic {tuple(want)}, fvcore {tuple(got)}, numel {numel}")
+        print(f"{space:14s} {n} samples agree except as listed ({time.perf_counter() - t:.0f} s)")
+    print(f"{total - bad}/{total} samples identical")
+    return bad
+
+
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--exhaustive", action="store_true", help="50 samples per space against fvcore")
+    ap.add_argument("-n", type=int, default=50, help="samples per space for --exhaustive")
+    a = ap.parse_args()
+    raise SystemExit(1 if a.exhaustive and exhaustive(a.n) else 0) if a.exhaustive else speed()

@@ -79,11 +79,15 @@ def test_round_filters_and_repeats_by_hand():
     assert round_repeats(3, 1.1) == 4 and round_repeats(1, 3.1) == 4 and round_repeats(2, 1.0) == 2
 
 
-def test_published_coefficients_are_presets_not_powers():
-    # documented: B1-B7 are not exact powers of 1.2/1.1/1.15, so only the presets are authoritative
-    d, w, r = compound(1.2, 1.1, 1.15, 7)
-    b7 = dse.describe("efficientnet", preset="b7").config.p
-    assert (round(d, 2), round(w, 2)) != (b7["depth"], b7["width"])
+def test_published_b7_is_not_the_compound_net_at_phi_7():
+    # by hand: B7's depth 3.1 gives ceil(d * 3.1) = 4, 7, 7, 10, 10, 13, 4 for B0's depths 1, 2, 2, 3, 3, 4, 1;
+    # compound phi = 7 has depth 1.2**7 = 3.583, so ceil(d * 3.583) = 4, 8, 8, 11, 11, 15, 4 (the presets are not
+    # powers of alpha, beta, gamma), and resolution round(224 * 1.15**7) = 596, not 600
+    b7 = dse.describe("efficientnet", preset="b7").config.net
+    c7 = dse.describe("efficientnet_compound", phi=7).config.net
+    assert [st.d for st in b7.stages] == [4, 7, 7, 10, 10, 13, 4]
+    assert [st.d for st in c7.stages] == [4, 8, 8, 11, 11, 15, 4]
+    assert (b7.res, c7.res) == (600, 596)
 
 
 def test_grid():
