@@ -3,48 +3,13 @@ plus batched tensor augmentations: image size, dropout, RandAugment magnitude an
 over K stages of training."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
 import torch
 import torch.nn.functional as F
 
 from .errors import DseError
+from .experiment import V2S, Progressive
 
-# EfficientNetV2-S (Table 6 of the paper): image size 128 -> 300, RandAugment 5 -> 15, mixup 0, dropout 0.1 -> 0.3
-V2S = {"res": (128, 300), "randaug": (5.0, 15.0), "mixup": (0.0, 0.0), "dropout": (0.1, 0.3)}
-
-
-@dataclass(frozen=True)
-class Progressive:
-    """Min/max per setting over `stages` equal stages; res_min/res_max None means the V2-S ratio 128/300 of res."""
-
-    stages: int = 4
-    res_min: int | None = None
-    res_max: int | None = None
-    randaug: tuple = V2S["randaug"]
-    mixup: tuple = V2S["mixup"]
-    dropout: tuple = V2S["dropout"]
-
-    def __post_init__(self):
-        if not isinstance(self.stages, int) or self.stages < 1:
-            raise DseError(f"progressive: stages must be a positive integer, got {self.stages!r}")
-        for k in ("randaug", "mixup", "dropout"):
-            v = getattr(self, k)
-            if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)):
-                raise DseError(f"progressive: {k} must be [min, max], got {v!r}")
-            object.__setattr__(self, k, tuple(float(x) for x in v))
-        if not 0 <= self.dropout[0] <= self.dropout[1] < 1:
-            raise DseError(f"progressive: dropout must satisfy 0 <= min <= max < 1, got {self.dropout}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Progressive":
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise DseError(f"progressive: unknown keys {', '.join(unknown)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+__all__ = ["Progressive", "V2S", "mixup", "randaugment", "resize_batch", "schedule", "set_dropout"]
 
 
 def schedule(p: Progressive, epochs: int, res: int) -> list[dict]:

@@ -13,28 +13,85 @@ log = logging.getLogger(__name__)
 JSONL, PARQUET = "results.jsonl", "results.parquet"
 
 
+METRICS = ("flops", "params", "acts")
+
+
+def row_key(r: dict) -> str:
+    """A row's trial key (old tables without `key` use the model id)."""
+    return r.get("key") or r["id"]
+
+
 class ResultsLog:
-    """Append one row per finished sample; a row for an id already present is never written again."""
+    """Append one row per finished trial; a row for a key already present is never written again."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.ids = {r["id"] for r in read_rows(self.path)} if self.path.exists() else set()
         _heal_tail(self.path)
+        self.rows = read_rows(self.path) if self.path.exists() else []
+        self.keys = {row_key(r) for r in self.rows}
 
-    def __contains__(self, sid: str) -> bool:
-        return sid in self.ids
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
 
     def append(self, row: dict) -> bool:
-        """Durably append a row (flush + fsync); False if the id was already recorded."""
-        if row["id"] in self.ids:
+        """Durably append a row (flush + fsync); False if its key was already recorded."""
+        k = row_key(row)
+        if k in self.keys:
             return False
         line = json.dumps(row, sort_keys=True, allow_nan=False, default=_plain) + "\n"
         with open(self.path, "a") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
-        self.ids.add(row["id"])
+        self.keys.add(k)
+        self.rows.append(row)
         return True
+
+
+# ---------------------------------------------------------------- the row schema (the one place it is written)
+
+def flat_row(rec: dict) -> dict:
+    """A sample record as flat columns: id, space, the sampled parameters (per-stage ones as p1..pk), the number
+    of stages, the depth, the per-block widths `ws`, and flops/params/acts."""
+    row = {"id": rec["id"], "space": rec["space"]}
+    for k, v in rec.get("config", {}).items():
+        if isinstance(v, list):
+            row.update({f"{k}{i + 1}": x for i, x in enumerate(v)})
+        else:
+            row[k] = v
+    st = rec.get("stages", [])
+    row["stages"] = len(st)
+    row["depth"] = sum(s["d"] for s in st)
+    row["ws"] = [s["w"] for s in st for _ in range(s["d"])]
+    for m in METRICS:
+        if m in rec:
+            row[m] = rec[m]
+    return row
+
+
+def row(rec: dict, repeat: int, ctx: dict, res: dict | None = None, reason: str | None = None, **extra) -> dict:
+    """A results row: the sample's columns, which trial it is (key, repeat), the run's context (exp, recipe, data,
+    band, n_planned), any `extra` columns, then the outcome of dse.train.train (`res`) or the failure `reason`."""
+    r = flat_row(rec)
+    r.update(stages=rec["stages"], config=rec["config"], net=rec.get("net"),
+             key=rec["id"] if repeat == 0 else f"{rec['id']}:{repeat}", repeat=repeat, **ctx, **extra)
+    if res is None:
+        r.update(status="failed", reason=reason or "trial failed before reporting", error=None, best_error=None)
+        return r
+    eps = res["epochs"]
+    r.update(status=res["status"], reason=res["reason"], error=res["error"], best_error=res["best_error"],
+             errors=[e["val_error"] for e in eps], train_errors=[e["train_error"] for e in eps],
+             losses=[e["train_loss"] for e in eps], epoch_times=[e["time"] for e in eps],
+             ips=(sum(e["ips"] for e in eps) / len(eps)) if eps else None, epochs=len(eps), wall=res["wall"],
+             seed=res["seed"], threads=res["threads"], torch=res["torch"], dse=res["dse"])
+    if res.get("test_errors"):
+        te = res["test_errors"]
+        best = min(te, key=te.get)
+        r.update(test_errors=te, best_test_size=int(best), best_test_error=te[best],
+                 fixres_gain=(res["error"] - te[best]) if res["error"] is not None else None)
+    if eps and "res" in eps[0]:
+        r["schedule"] = [{k: e[k] for k in ("stage", "res", "dropout", "randaug", "mixup")} for e in eps]
+    return r
 
 
 def _plain(x):
@@ -84,10 +141,13 @@ def read_rows(path: str | Path) -> list[dict]:
     return rows
 
 
-def finalize(out: str | Path, csv: bool = False) -> Path:
-    """Write results.parquet (and results.csv) atomically from the JSON Lines log."""
+def finalize(out: str | Path, csv: bool = False) -> Path | None:
+    """Write results.parquet (and results.csv) atomically from the JSON Lines log (None while it has no row)."""
     out = Path(out)
-    df = rows_frame(read_rows(out / JSONL))
+    rows = read_rows(out / JSONL) if (out / JSONL).exists() else []
+    if not rows:
+        return None
+    df = rows_frame(rows)
     import io
 
     buf = io.BytesIO()
@@ -158,4 +218,21 @@ def load_results(path: str | Path):
         raise DseError(f"{p}: the results table is empty")
     if "id" not in df.columns:
         raise DseError(f"{p}: not a results table (no 'id' column)")
+    return dedupe(df, p)
+
+
+def dedupe(df, where=""):
+    """One row per trial: `repeat` (0 when absent) and `key` (the id when absent) filled in, and only the first row
+    of a key kept, with one warning (folders written by two concurrent sweeps before dse locked them)."""
+    if "repeat" not in df.columns:
+        df = df.assign(repeat=0)
+    df["repeat"] = df["repeat"].fillna(0).astype(int)
+    keys = df["key"] if "key" in df.columns else None
+    fill = df["id"].where(df["repeat"] == 0, df["id"] + ":" + df["repeat"].astype(str))
+    df["key"] = fill if keys is None else keys.fillna(fill)
+    dup = df["key"].duplicated()
+    if dup.any():
+        log.warning("%s: %d duplicate rows (the same trial recorded twice); keeping the first of each", where,
+                    int(dup.sum()))
+        df = df[~dup].reset_index(drop=True)
     return df

@@ -214,6 +214,8 @@ class Samples:
         """One row per sample: id, space, the sampled parameters (per-stage ones as p1..pk), flops/params/acts."""
         import pandas as pd
 
+        from .results import flat_row
+
         return pd.DataFrame([flat_row(s.to_dict()) for s in self.samples])
 
     def to_jsonl(self) -> str:
@@ -230,24 +232,6 @@ class Samples:
                 lines.append(f"  {m:6s} min {fmt(v[0])}  q25 {fmt(v[1])}  median {fmt(v[2])}  "
                              f"q75 {fmt(v[3])}  max {fmt(v[4])}")
         return "\n".join(lines)
-
-
-def flat_row(rec: dict) -> dict:
-    """A sample record as a flat row: per-stage values d1..dk, plus the stage table as columns."""
-    row = {"id": rec["id"], "space": rec["space"]}
-    for k, v in rec.get("config", {}).items():
-        if isinstance(v, list):
-            row.update({f"{k}{i + 1}": x for i, x in enumerate(v)})
-        else:
-            row[k] = v
-    st = rec.get("stages", [])
-    row["stages"] = len(st)
-    row["depth"] = sum(s["d"] for s in st)
-    row["ws"] = [s["w"] for s in st for _ in range(s["d"])]
-    for m in METRICS:
-        if m in rec:
-            row[m] = rec[m]
-    return row
 
 
 def _distance(cx: Cx, bands: dict) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from typing import Callable
 
 import torch
@@ -12,50 +12,10 @@ import torch.nn.functional as F
 
 from dse.data import Data, batches, resize
 from dse.errors import DseError
+from dse.experiment import Recipe
 from dse.progressive import mixup, randaugment, resize_batch, schedule, set_dropout
 
 CL = torch.channels_last  # NHWC: oneDNN's fast layout for convolutions on the CPU (about 1.5x here)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Training hyper-parameters; lr is the base lr for batch 128 and is scaled linearly: lr * batch_size / 128."""
-
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    wd: float = 5e-5
-    warmup: float = 1.0
-    label_smoothing: float = 0.0
-
-    def __post_init__(self):
-        bad = [f"{k}={getattr(self, k)!r}" for k, ok in (
-            ("epochs", isinstance(self.epochs, int) and self.epochs >= 1),
-            ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1),
-            ("lr", isinstance(self.lr, (int, float)) and self.lr > 0),
-            ("momentum", isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1),
-            ("wd", isinstance(self.wd, (int, float)) and self.wd >= 0),
-            ("warmup", isinstance(self.warmup, (int, float)) and 0 <= self.warmup
-             and (not isinstance(self.epochs, int) or self.warmup <= self.epochs)),
-            ("label_smoothing", isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1),
-        ) if not ok]
-        if bad:
-            raise DseError(f"invalid training recipe: {', '.join(bad)}")
-
-    @property
-    def peak_lr(self) -> float:
-        """The lr after warm-up: lr * batch_size / 128."""
-        return self.lr * self.batch_size / 128
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Recipe":
-        """Build from a dict, rejecting unknown keys."""
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise DseError(f"unknown training recipe keys: {', '.join(map(str, unknown))}")
-        return cls(**d)
 
 
 def lr_at(step: int, total: int, warm: int, peak: float) -> float:

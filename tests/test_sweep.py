@@ -69,8 +69,8 @@ def test_failing_trials_are_recorded_and_retried(tmp_path):
     (faults / ids[0]).write_text("5")  # always raises
     (faults / ids[1]).write_text("1")  # raises once, then a retry succeeds
     exp = dse.experiment.load(write_exp(tmp_path, samples=samples,
-                                        extra={"trial": {"retries": 1, "faults": str(faults)}}))
-    df = load_results(dse.sweep(exp, tmp_path / "run", progress=False)).set_index("id")
+                                        extra={"trial": {"retries": 1}}))
+    df = load_results(dse.sweep(exp, tmp_path / "run", progress=False, _faults=str(faults))).set_index("id")
     assert df.loc[ids[0], "status"] == "failed" and "injected fault" in df.loc[ids[0], "reason"]
     assert df.loc[ids[1], "status"] == "ok" and (faults / ids[1]).read_text() == "0"
     assert df.loc[ids[2], "status"] == "ok"

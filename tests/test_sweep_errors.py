@@ -50,11 +50,11 @@ def check_error(run_cli, tmp_path, args, *needles):
     (None, {"sede": 0}, ["exp.yaml", "sede: unknown key", "did you mean 'seed'"]),
     (None, {"trial": {"gpu": 1}}, ["trial.gpu: unknown key"]),
     (None, {"data": {"resolution": 8}}, ["data.resolution: unknown key"]),
-    (None, {"n": "two"}, ["n: must be a positive integer", "'two'"]),
-    (None, {"trial": {"cpus": "one"}}, ["trial.cpus: must be positive"]),
-    (None, {"data": {"res": 8.5}}, ["data.res: must be a positive integer"]),
-    (None, {"train": {"lr": "fast"}}, ["train", "lr='fast'"]),
-    (None, {"train": {"epochs": "one"}}, ["train", "epochs='one'"]),
+    (None, {"n": "two"}, ["n: must be an integer in 1..1000000", "'two'"]),
+    (None, {"trial": {"cpus": "one"}}, ["trial.cpus: must be a number", "'one'"]),
+    (None, {"data": {"res": 8.5}}, ["data.res: must be an integer in 1..1024", "8.5"]),
+    (None, {"train": {"lr": "fast"}}, ["train.lr: must be a positive number", "'fast'"]),
+    (None, {"train": {"epochs": "one"}}, ["train.epochs: must be an integer", "'one'"]),
 ])
 def test_bad_experiment_file(tmp_path, run_cli, text, change, needles):
     check_error(run_cli, tmp_path, [exp_file(tmp_path, text, **change)], *needles)
@@ -72,8 +72,10 @@ def test_unknown_data_set(tmp_path, run_cli):
 
 
 def test_unknown_data_set_python_api(tmp_path):
-    exp = dse.experiment.load(exp_file(tmp_path, data={"name": "mnist", "path": str(tmp_path)}))
-    with pytest.raises(DseError, match="unknown dataset 'mnist'"):
+    with pytest.raises(DseError, match="exp.yaml: data.name: unknown data set 'mnist'"):
+        dse.experiment.load(exp_file(tmp_path, data={"name": "mnist", "path": str(tmp_path)}))
+    exp = dse.experiment.load(exp_file(tmp_path, data={"name": "cifar10", "path": str(tmp_path / "none")}))
+    with pytest.raises(DseError, match="none"):
         dse.sweep(exp, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 

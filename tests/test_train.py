@@ -1,5 +1,4 @@
 """The trainer: learns, is deterministic, resumes exactly, and records divergence as a failure."""
-import math
 
 import pytest
 import torch
@@ -57,16 +56,18 @@ def test_divergence_is_a_failed_status_not_an_exception(digits):
 
 
 def test_warmup_then_cosine_schedule():
-    peak, total, warm = 0.4, 100, 10
-    assert lr_at(0, total, warm, peak) == pytest.approx(peak / warm)
-    assert lr_at(warm - 1, total, warm, peak) == pytest.approx(peak)
-    mid = warm + (total - warm) // 2
-    assert lr_at(mid, total, warm, peak) == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * (mid - warm) / (total - warm))), rel=0.05)
-    assert lr_at(total - 1, total, warm, peak) < 0.01 * peak
+    # hand values: peak 0.4 over 10 warm-up steps of 110; the cosine then spans 100 steps
+    peak, total, warm = 0.4, 110, 10
+    assert lr_at(0, total, warm, peak) == pytest.approx(0.04)  # 1/10 of the peak after the first step
+    assert lr_at(9, total, warm, peak) == pytest.approx(0.4)
+    assert lr_at(10, total, warm, peak) == pytest.approx(0.4)  # cos(0) = 1
+    assert lr_at(60, total, warm, peak) == pytest.approx(0.2)  # half way: cos(pi/2) = 0
+    assert lr_at(35, total, warm, peak) == pytest.approx(0.2 * (1 + 0.5 ** 0.5))  # a quarter: cos(pi/4)
+    assert lr_at(109, total, warm, peak) < 0.001 * peak
 
 
 def test_recipe_validation():
-    with pytest.raises(DseError, match="unknown training recipe keys: zz"):
+    with pytest.raises(DseError, match="train.zz: unknown key"):
         Recipe.from_dict({"zz": 1})
     with pytest.raises(DseError, match="epochs"):
         Recipe(epochs=0)

@@ -1,0 +1,82 @@
+"""Ray itself: which cluster to join (checked before anything waits on it), a quiet start, and its resources."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+from .errors import DseError
+
+QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0",
+             "RAY_DEDUP_LOGS": "1", "TUNE_RESULT_BUFFER_LENGTH": "1", "RAY_TRAIN_V2_ENABLED": "0",
+             "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0", "PYTHONWARNINGS": "ignore",
+             "TUNE_DISABLE_SIGINT_HANDLER": "1"}
+RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air", "ray.data")
+
+
+def _current_cluster() -> str | None:
+    """The address `ray start` last recorded on this machine (Ray's ray_current_cluster file), if any."""
+    tmp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    f = Path(tmp) / "ray" / "ray_current_cluster"
+    return (f.read_text().strip() or None) if f.is_file() else None
+
+
+def check_address(address: str | None, timeout: float = 3.0) -> str | None:
+    """The Ray cluster address to join (None: start a local Ray); a DseError unless something listens there.
+
+    "auto" means RAY_ADDRESS, else the cluster last started with `ray start` on this machine. Checked with a plain
+    TCP connect, because ray.init to a dead address waits long and prints tracebacks."""
+    if not address and os.environ.get("RAY_ADDRESS"):  # Ray's own convention: RAY_ADDRESS means join that cluster
+        address = os.environ["RAY_ADDRESS"]
+    if not address:
+        return None
+    addr = address if address != "auto" else (os.environ.get("RAY_ADDRESS") or _current_cluster())
+    if not addr:
+        raise DseError("--address auto: no running Ray cluster found on this machine (start one with "
+                       "`ray start --head`, set RAY_ADDRESS, or pass --address HOST:PORT)")
+    host, sep, port = addr.split("://")[-1].rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DseError(f"--address {address}: expected HOST:PORT or auto, got {addr!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = e.strerror or str(e) or type(e).__name__
+        raise DseError(f"--address {address}: no Ray cluster reachable at {host}:{port} ({why})") from None
+    return addr
+
+
+def quiet_env() -> None:
+    """Ray's and Tune's switches for no usage stats, no auto loggers and no SIGINT capture (set before import)."""
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+
+
+def ray_start(address: str | None, verbose: int = 0, cpus: int | None = None) -> None:
+    """Start (or join) Ray quietly: no dashboard, no usage stats, no log flood; a DseError if the address is dead."""
+    quiet_env()
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = check_address(address)
+    level = logging.INFO if verbose > 1 else (logging.ERROR if verbose else logging.CRITICAL)
+    kw = dict(include_dashboard=False, log_to_driver=verbose > 0, configure_logging=True, logging_level=level)
+    if address:  # a cluster's workers do not inherit this process's environment
+        ray.init(address=address, runtime_env={"env_vars": {k: os.environ[k] for k in QUIET_ENV}}, **kw)
+    else:
+        ray.init(num_cpus=cpus or os.cpu_count(), **kw)
+    for name in RAY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
+def check_resources(cpus: float, gpus: float, local: bool) -> None:
+    """Refuse a trial that needs more CPUs or GPUs than the whole cluster has (it would wait forever)."""
+    import ray
+
+    have = ray.cluster_resources()
+    for what, need in (("CPU", cpus), ("GPU", gpus)):
+        if need and need > have.get(what, 0):
+            where = "this machine" if local else "the Ray cluster"
+            raise DseError(f"trial.{what.lower()}s = {need:g} but {where} has {have.get(what, 0):g} {what}s: "
+                           f"no trial could ever start; lower trial.{what.lower()}s (or --cpus)")

@@ -1,0 +1,93 @@
+"""What a sweep trains: the sample records (sampled per space, read from a samples file, or an EfficientNet grid),
+their training seeds, and the noise-floor repeats chosen from the finished primaries. Pure functions, no Ray."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .config import Config
+from .errors import DseError
+from .experiment import Experiment
+
+
+def plan(exp: Experiment) -> list[dict]:
+    """The sample records to train, in a deterministic order, one per distinct network."""
+    from .complexity import complexity
+    from .space import Sample, sample
+
+    if exp.grid:
+        return distinct(grid_plan(exp))
+    if exp.samples:
+        from .results import read_rows
+
+        out = []
+        for i, r in enumerate(read_rows(exp.samples)):
+            try:
+                cfg = Config.from_dict(r)
+            except (KeyError, TypeError, ValueError) as e:
+                raise DseError(f"{exp.samples}:{i + 1}: not a sample record ({e})") from None
+            out.append(Sample(cfg, complexity(cfg.net)).to_dict())
+        if not out:
+            raise DseError(f"{exp.samples}: no samples")
+        return distinct(out)
+    recs = []
+    for space in exp.spaces:
+        recs += [s.to_dict() for s in sample(space, exp.n, seed=exp.seed, workers=1, **exp.bands)]
+    return recs
+
+
+def distinct(recs: list[dict]) -> list[dict]:
+    """Keep the first record of each id (different parameters can build the same network)."""
+    seen: set[str] = set()
+    out = []
+    for r in recs:
+        if r["id"] not in seen:
+            seen.add(r["id"])
+            out.append(r)
+    return out
+
+
+def grid_plan(exp: Experiment) -> list[dict]:
+    """EfficientNet's step 1: one scaled B0 per (alpha, beta, gamma) of the grid, at the grid's phi."""
+    from .api import describe
+    from .scaling import grid as abg
+
+    g = exp.grid
+    recs = []
+    for a, b, c in abg(g.step, g.tol, g.max):
+        p = {"alpha": a, "beta": b, "gamma": c, "phi": g.phi, "width": g.width, "depth": g.depth,
+             "res": g.base_res, "dropout": 0.0}
+        recs.append(describe("efficientnet_compound", **p).to_dict())
+    return recs
+
+
+def trial_seed(seed: int, sid: str, repeat: int = 0) -> int:
+    """The training seed of a model's repeat (0: its primary training), stable across runs and resumes."""
+    key = f"{seed}:{sid}" if repeat == 0 else f"{seed}:{sid}:{repeat}"
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+
+
+def key(sid: str, repeat: int = 0) -> str:
+    """The unique key of a trial: the model id for its primary training, id:k for its k-th extra seed."""
+    return sid if repeat == 0 else f"{sid}:{repeat}"
+
+
+def noise_models(rows: list[dict], models: int) -> list[str]:
+    """`models` ids of finished primary rows spread evenly over the error range (sorted by error, then id), at
+    evenly spaced ranks from the best to the worst; deterministic for a given table."""
+    ok = sorted((r["error"], r["id"]) for r in rows if r.get("repeat", 0) == 0 and r.get("status") == "ok"
+                and r.get("error") is not None and np.isfinite(r["error"]))
+    if not ok or models <= 0:
+        return []
+    if models >= len(ok):
+        return [i for _, i in ok]
+    ranks = np.unique(np.round(np.linspace(0, len(ok) - 1, models)).astype(int))
+    return [ok[i][1] for i in ranks]
+
+
+def noise_points(exp: Experiment, recs: list[dict], rows: list[dict]) -> list[dict]:
+    """The repeat trials of the noise floor: each chosen model once per extra seed (repeat 1..seeds-1)."""
+    by_id = {r["id"]: r for r in recs}
+    chosen = noise_models([r for r in rows if r["id"] in by_id], exp.noise.models)
+    return [{"sample": by_id[i], "repeat": k} for i in chosen for k in range(1, exp.noise.repeats + 1)]

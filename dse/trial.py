@@ -1,0 +1,130 @@
+"""One Ray Tune trial: train one sample (one seed of one model), report every epoch with a checkpoint, then its row.
+
+Runs in a Ray worker. It knows how to train and how to record, not how the sweep is driven."""
+from __future__ import annotations
+
+import json
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from .config import Config
+from .experiment import DataSpec, Experiment, Reward
+from .plan import trial_seed
+from .results import row
+
+
+def reward(error: float, step_time: float, params: float, r: Reward = Reward()) -> float:
+    """EfficientNetV2's training-aware reward A * S^w * P^v: accuracy, step time (s, over s_ref), params (over p_ref)."""
+    return (1 - error / 100) * (step_time / r.s_ref) ** r.w * (params / r.p_ref) ** r.v
+
+
+@lru_cache(maxsize=4)
+def data_at(spec: DataSpec, res: int):
+    """The experiment's data at a resolution, loaded once per worker process."""
+    from .data import load_data
+
+    return load_data(**spec.args(res))
+
+
+def _state_from(path: str | None):
+    import torch
+
+    if not path:
+        return None
+    f = Path(path) / "state.pt"
+    return torch.load(f, map_location="cpu", weights_only=True) if f.exists() else None
+
+
+def _fault(key: str, faults: str | None) -> None:
+    """Test hook (sweep's `_faults` argument, never an experiment key): the file <faults>/<key> holds how many
+    more attempts of that trial raise."""
+    f = Path(faults) / key if faults else None
+    if f is not None and f.exists():
+        left = int(f.read_text() or 0)
+        if left > 0:
+            f.write_text(str(left - 1))
+            raise RuntimeError(f"injected fault ({left - 1} more)")
+
+
+def _node() -> str | None:
+    """The id of the Ray node running this trial (None outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
+def context(exp: Experiment, data=None) -> dict:
+    """The columns every row of a run shares: experiment, recipe, data (with its sizes once loaded), band, n."""
+    d = {"name": exp.data.name, "res": exp.data.res, "val_frac": exp.data.val_frac}
+    if data is not None:
+        d.update(res=data.res, n_train=data.n_train, n_val=data.n_val, classes=data.classes)
+    band = {m: list(b) for m, b in exp.bands.items()} or None
+    return {"exp": exp.name, "recipe": exp.train.to_dict(), "data": d, "band": band, "n_planned": exp.n or None}
+
+
+def run(config: dict, data=None) -> None:
+    """The Ray Tune trainable: config holds the Experiment (`exp`), the weights folder and the point (`sample`,
+    `repeat`, `resume_from`); `data` is shared by every trial unless the experiment trains at each net's res."""
+    import torch
+    from ray import tune
+
+    from .fixres import errors_at, save_weights
+    from .models import build
+    from .train import train
+
+    exp: Experiment = config["exp"]
+    point = config["point"]
+    rec, repeat = point["sample"], point.get("repeat", 0)
+    cfg = Config.from_dict(rec)
+    data = data if data is not None else data_at(exp.data, cfg.net.res)
+    key = rec["id"] if repeat == 0 else f"{rec['id']}:{repeat}"
+    ck = tune.get_checkpoint()
+    state = None
+    if ck is not None:
+        with ck.as_directory() as d:
+            state = _state_from(d)
+    elif point.get("resume_from"):
+        state = _state_from(point["resume_from"])
+    seed = trial_seed(exp.seed, cfg.id, repeat)
+    kw = {"res": data.res, "classes": data.classes}
+    if exp.progressive is not None:
+        kw["dropout"] = max(cfg.net.dropout, exp.progressive.dropout[1])  # a dropout layer for the schedule to drive
+    from .complexity import complexity
+
+    tr = complexity(cfg.net.replace(res=data.res, classes=data.classes))
+    extra = dict(train_res=data.res, train_flops=tr.flops, train_params=tr.params,
+                 resumed_at=int(state["epoch"]) if state else 0, node=_node(), seed=seed)
+    ctx = context(exp, data)
+    final = {}
+
+    def on_epoch(m: dict, st: dict) -> None:
+        final["model"] = st["model"]
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(st, Path(d) / "state.pt")
+            tune.report({"epoch": m["epoch"], "val_error": m["val_error"], "final": False},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+    try:
+        _fault(key, config.get("faults"))
+        res = train(lambda: build(cfg.net, **kw), data, exp.train, seed=seed, threads=exp.trial.torch_threads,
+                    device=exp.trial.device, on_epoch=on_epoch, resume=state, progressive=exp.progressive)
+        sizes, keep = exp.trial.test_sizes, exp.trial.keep_weights and repeat == 0
+        if res["status"] == "ok" and (sizes or keep):
+            model = build(cfg.net, **kw)
+            model.load_state_dict(final.get("model") or state["model"])
+            if sizes:
+                res["test_errors"] = {str(k): v for k, v in errors_at(model, data, sizes).items()}
+            if keep:
+                wdir = Path(config["weights_dir"])
+                wdir.mkdir(parents=True, exist_ok=True)
+                save_weights(wdir / f"{cfg.id}.pt", rec, model.state_dict())
+        eps = res["epochs"]
+        if res["error"] is not None and eps:
+            step = sum(exp.train.batch_size / e["ips"] for e in eps if e["ips"]) / len(eps)  # seconds per step
+            extra.update(step_time=step, reward=reward(res["error"], step, tr.params, exp.reward))
+    except Exception as e:  # recorded with its reason; Ray retries it if trial.retries allows
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        tune.report({"final": True, "row": json.dumps(row(rec, repeat, ctx, None, reason, **extra))})
+        raise
+    tune.report({"final": True, "row": json.dumps(row(rec, repeat, ctx, res, **extra))})
