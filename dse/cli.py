@@ -19,6 +19,36 @@ class Parser(argparse.ArgumentParser):
         raise DseError(f"{message} (see '{self.prog} --help')")
 
 
+def _ranged(kind, lo, hi):
+    """An argparse type: a number of `kind` in [lo, hi] (a one-line error otherwise)."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got '{text}'") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, got {text}")
+        return v
+    return parse
+
+
+BANDS = ("--flops", "--params", "--acts")
+
+
+def band_args(argv: list[str]) -> list[str]:
+    """`--flops -400M` as `--flops=-400M`: argparse would read a value starting with '-' as an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in BANDS and i + 1 < len(argv) and argv[i + 1][:1] == "-" and argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def _number(text: str):
     try:
         return int(text)
@@ -46,12 +76,18 @@ def parse_sets(items) -> dict:
 
 def stage_table(rec: dict) -> str:
     """A plain stage table plus the complexity line."""
+    from .models.blocks import DEFAULT, block
     from .units import fmt
 
-    cols = ["d", "w", "b", "g", "stride", "se"]
-    extra = [c for c in ("block", "k", "e") if any(c in s for s in rec["stages"])]
-    head = ["stage"] + cols + extra
-    rows = [[str(i + 1)] + [str(s.get(c, "")) for c in cols + extra] for i, s in enumerate(rec["stages"])]
+    kinds = list(dict.fromkeys(s.get("block", DEFAULT) for s in rec["stages"]))  # columns: the blocks' fields
+    fields = list(dict.fromkeys(f for k in kinds for f in block(k).fields))
+    cols = ["d", "w"] + (["block"] if kinds != [DEFAULT] else []) + fields + ["stride", "se"]
+    head = ["stage"] + cols
+
+    def cell(s: dict, c: str) -> str:  # "-" where the stage's block does not read the field
+        kind = s.get("block", DEFAULT)
+        return kind if c == "block" else str(s[c]) if c in ("d", "w", "stride", "se", *block(kind).fields) else "-"
+    rows = [[str(i + 1)] + [cell(s, c) for c in cols] for i, s in enumerate(rec["stages"])]
     wid = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     lines = ["  ".join(x.rjust(w) for x, w in zip(r, wid)) for r in [head] + rows]
     cfg = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in rec["config"].items())
@@ -101,11 +137,11 @@ def cmd_sample(a) -> int:
     from .units import parse_band
 
     bands = {m: parse_band(getattr(a, m), f"--{m}") for m in ("flops", "params", "acts") if getattr(a, m)}
-    if a.n <= 0:
-        raise DseError(f"-n must be positive, got {a.n}")
+    if a.output is None and not sys.stdout.isatty():
+        a.output = "-"  # piped: the samples are the output
     if a.output and a.output != "-":
         check_new(a.output, a.force)
-    with Progress(a.n, f"sampling {a.space}", every=0, enabled=not a.quiet) as bar:
+    with Progress(a.n, f"sampling {a.space}", every=0, enabled=not a.quiet, final=False) as bar:
         res = sample(a.space, a.n, seed=a.seed, max_tries=a.max_tries, workers=a.workers,
                      progress=lambda k, t: bar.update(k, f"tried {t}"), **bands)
     out = sys.stderr if a.output == "-" else sys.stdout
@@ -114,55 +150,55 @@ def cmd_sample(a) -> int:
     elif a.output:
         write_atomic(a.output, res.to_jsonl(), force=a.force)
     if not a.quiet:
-        print(res.summary() + (f"\nwrote {len(res)} samples to {a.output}" if a.output not in (None, "-") else ""),
-              file=out)
+        where = (f"\nwrote {len(res)} samples to {a.output}" if a.output not in (None, "-") else
+                 "" if a.output == "-" else f"\nnot written: no -o given (add -o FILE, or -o - for JSON Lines on "
+                                            "stdout)")
+        print(res.summary() + where, file=out)
     return 0
 
 
-def cmd_sweep(a) -> int:
+def _experiment(a):
+    """The experiment file with the command line's overrides (--data-path, --data, --cpus)."""
     from .experiment import load
-    from .sweep import sweep
 
-    over = {}
-    if a.data_path:
-        over["data.path"] = a.data_path
-    if a.data:
-        over["data.name"] = a.data
-    if a.cpus:
-        over["trial.cpus"] = a.cpus
+    over = {k: v for k, v in (("data.path", getattr(a, "data_path", None)), ("data.name", getattr(a, "data", None)),
+                              ("trial.cpus", getattr(a, "cpus", None))) if v is not None}
     exp = load(a.experiment, over)
-    from .data import NAMES
-    if str(exp.data.get("name")).lower() not in NAMES:
-        raise DseError(f"{a.experiment}: data.name: unknown data set {exp.data.get('name')!r}; known: {', '.join(NAMES)}")
-    if exp.data.get("name") != "digits" and not exp.data.get("path") and not a.resume:
-        raise DseError(f"{a.experiment}: data set '{exp.data.get('name')}' needs a path: pass --data-path DIR")
+    if exp.data.name != "digits" and not exp.data.path:
+        raise DseError(f"{a.experiment}: data set '{exp.data.name}' needs a path: pass --data-path DIR")
+    return exp
+
+
+def _interrupted(a, e, again: str) -> int:
+    print(f"dse: interrupted ({e.signame}): {e.done}/{e.total} done; rows are kept in {e.out}; continue with: "
+          f"{again}", file=sys.stderr)
+    return 143 if e.signame == "SIGTERM" else 130
+
+
+def cmd_sweep(a) -> int:
+    from .sweep import Interrupted, sweep
+
+    exp = _experiment(a)
     out = a.out or f"runs/{exp.name}"
-    if a.retries is not None and a.retries < 0:
-        raise DseError(f"--retries must be >= 0, got {a.retries}")
     try:
         sweep(exp, out, address=a.address, resume=a.resume, retries=a.retries, verbose=a.verbose, csv=a.csv)
-    except KeyboardInterrupt:
-        print(f"dse: interrupted; finished rows are kept in {out}; continue with: dse sweep {a.experiment} "
-              f"--out {out} --resume", file=sys.stderr)
-        return 130
+    except Interrupted as e:
+        return _interrupted(a, e, f"dse sweep {a.experiment} --out {out} --resume")
     print(f"results: {out}/results.parquet (rows as they finished: {out}/results.jsonl)")
     return 0
 
 
 def cmd_run(a) -> int:
-    from .analysis.edf import summary
-    from .experiment import load
     from .pipeline import run
+    from .sweep import Interrupted
 
-    exp = load(a.experiment, {"data.path": a.data_path} if a.data_path else None)
+    exp = _experiment(a)
     out = a.out or f"runs/{exp.name}"
     try:
-        df, paths = run(exp, out, address=a.address, verbose=a.verbose)
-    except KeyboardInterrupt:
-        print(f"dse: interrupted; finished rows are kept in {out}; run the same command again to continue",
-              file=sys.stderr)
-        return 130
-    print(summary(df).round(2).to_string())
+        df, paths, lines = run(exp, out, address=a.address, verbose=a.verbose)
+    except Interrupted as e:
+        return _interrupted(a, e, "the same command (no report was written from a partial sweep)")
+    print("\n".join(lines))
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
     return 0
 
@@ -222,13 +258,17 @@ def cmd_scale_grid(a) -> int:
     if not exp.grid:
         raise DseError(f"{a.experiment}: no `grid:` section (step, tol, max, base_res, phi, width, depth)")
     out = a.out or f"runs/{exp.name}"
-    from .sweep import grid_plan
+    from .plan import grid_plan
+    from .sweep import Interrupted
 
     try:
-        cands = grid_plan(exp.grid)
+        cands = grid_plan(exp)
     except DseError as e:
         raise DseError(f"{a.experiment}: grid: {e}") from None
-    sweep(exp, out, address=a.address, resume=a.resume, verbose=a.verbose)
+    try:
+        sweep(exp, out, address=a.address, resume=a.resume, verbose=a.verbose)
+    except Interrupted as e:
+        return _interrupted(a, e, f"dse scale grid {a.experiment} --out {out} --resume")
     df = load_results(out)
     if len(cands) > len(df):
         print(f"note: {len(cands)} grid points build {len(df)} distinct networks (depth/width rounding); "
@@ -347,17 +387,61 @@ def cmd_refine(a) -> int:
         ts = [float(x) for x in a.e_fit.split(",")] if a.e_fit is not None else None
     except ValueError:
         raise DseError(f"--e-fit: expected numbers separated by commas, got {a.e_fit!r}") from None
+    if a.min_n < 1:
+        raise DseError(f"--min-n must be a positive integer, got {a.min_n}")
     df = _runs(a)
-    cand, path = refine(df, metric=a.metric, e_fit=ts), refine_path(df, metric=a.metric)
+    cand = refine(df, metric=a.metric, e_fit=ts)
+    try:
+        path, why = refine_path(df, metric=a.metric, min_n=a.min_n), ""
+    except DseError as e:  # no AnyNet space: the candidates still stand
+        path, why = None, str(e)
     if a.json:
         print('{"candidates": ' + cand.to_json(orient="records", double_precision=15) + ', "path": '
-              + path.to_json(orient="records", double_precision=15) + "}")
+              + (path.to_json(orient="records", double_precision=15) if path is not None else "[]") + "}")
     else:
+        from .analysis.refine import path_notes
         fmt = lambda x: f"{x:.4g}"  # noqa: E731
-        print(f"candidate constraints on {len(df)} rows (best {a.metric} mean shift first):")
-        print(cand.to_string(index=False, float_format=fmt))
-        print("\ncumulative path A -> E (each step adds one constraint):")
-        print(path.to_string(index=False, float_format=fmt))
+        print(f"candidate constraints on {len(df)} rows, each space on its own (best {a.metric} mean shift first):")
+        print(cand.to_string(index=False, float_format=fmt) if len(cand) else "no candidate applies")
+        print(f"\ncumulative path A -> E per space (each step adds one constraint; it stops below {a.min_n} rows):")
+        print(path.drop(columns="note").to_string(index=False, float_format=fmt) if path is not None else why)
+        for line in path_notes(path) if path is not None else []:
+            print(line)
+    return 0
+
+
+def cmd_compare(a) -> int:
+    from .analysis.compare import compare, format_verdicts
+    from .analysis.noise import noise
+
+    if a.shift is not None and not a.shift > 0:
+        raise DseError(f"--shift must be positive, got {a.shift}")
+    df = _runs(a)
+    nz = noise(df, a.metric)
+    cmp = compare(df, by=a.by, metric=a.metric, noise=nz.noise, shift=a.shift, seed=a.seed)
+    if a.json:
+        print(cmp.to_json(orient="records", double_precision=15))
+    else:
+        print("\n".join(format_verdicts(cmp, nz, by=a.by)))
+        if len(cmp):
+            print("\n" + cmp.drop(columns="verdict").to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    return 0
+
+
+def cmd_noise(a) -> int:
+    from .analysis.noise import by_space_table, noise, per_model
+
+    df = _runs(a)
+    nz, pm = noise(df, a.metric), per_model(df, a.metric)
+    if a.json:
+        print(json.dumps({**nz.to_dict(), "models": json.loads(pm.to_json(orient="records", double_precision=15))}))
+        return 0
+    print(nz.line())
+    fmt = lambda x: f"{x:.4g}"  # noqa: E731
+    print("\n" + by_space_table(nz).to_string(index=False, float_format=fmt))
+    if len(pm):
+        print("\nper model (all finished seeds, primary included; std with ddof 1):")
+        print(pm.to_string(index=False, float_format=fmt))
     return 0
 
 
@@ -395,7 +479,7 @@ def build_parser() -> Parser:
     s.add_argument("--space", required=True)
     s.add_argument("--set", nargs="+", metavar="K=V", help="parameter values, e.g. d=22 w0=24 wa=24.48 wm=2.54 g=16")
     s.add_argument("--preset", help="a named preset of the space, e.g. 400mf for regnetx")
-    s.add_argument("--res", type=int, help="resolution for the complexity (default: the space's)")
+    s.add_argument("--res", type=_ranged(int, 1, 4096), help="resolution for the complexity (default: the space's)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(fn=cmd_describe)
 
@@ -404,13 +488,13 @@ def build_parser() -> Parser:
     s.add_argument("--flops", help="band of multiply-adds, e.g. 360-400M, 0.36-0.4G, -400M, 360M-")
     s.add_argument("--params", help="band of parameters, e.g. 2-6M")
     s.add_argument("--acts", help="band of activations, e.g. -5M")
-    s.add_argument("-n", type=int, default=500, help="number of distinct samples (default 500)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-n", type=_ranged(int, 1, 10 ** 6), default=500, help="number of distinct samples (default 500)")
+    s.add_argument("--seed", type=_ranged(int, 0, 2 ** 32 - 1), default=0)
     s.add_argument("-o", "--output", help="JSON Lines output ('-' for stdout)")
     s.add_argument("--force", action="store_true", help="replace an existing output file")
-    s.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+    s.add_argument("--workers", type=_ranged(int, 1, 64), default=min(4, os.cpu_count() or 1),
                    help="processes (the output does not depend on it)")
-    s.add_argument("--max-tries", type=int, help="give up after this many draws (default max(200000, 400n))")
+    s.add_argument("--max-tries", type=_ranged(int, 1, 10 ** 9), help="give up after this many draws (default max(200000, 400n))")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     s.set_defaults(fn=cmd_sample)
 
@@ -419,10 +503,10 @@ def build_parser() -> Parser:
     s.add_argument("--out", help="sweep folder (default runs/<name>)")
     s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
     s.add_argument("--resume", action="store_true", help="continue a stopped sweep in --out")
-    s.add_argument("--retries", type=int, help="retry a trial that raised up to N times")
+    s.add_argument("--retries", type=_ranged(int, 0, 100), help="retry a trial that raised up to N times (0..100)")
     s.add_argument("--data-path", help="data set folder (CIFAR, ImageFolder)")
     s.add_argument("--data", help="data set name, overriding the experiment's (digits, cifar10, cifar100, imagefolder)")
-    s.add_argument("--cpus", type=float, help="CPUs per trial (also its torch threads)")
+    s.add_argument("--cpus", type=_ranged(float, 0.01, 1024), help="CPUs per trial (also its torch threads)")
     s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
     s.set_defaults(fn=cmd_sweep)
 
@@ -495,10 +579,28 @@ def build_parser() -> Parser:
     s = sub.add_parser("refine", help="test candidate constraints on a sweep's samples, no new training")
     s.add_argument("runs", nargs="+", help=runs_help)
     s.add_argument("--e-fit", help="e_fit thresholds to test, comma list (default 0.05,0.1,0.2)")
-    s.add_argument("--space", nargs="+", help="only these spaces (the whole set is every finished row given)")
+    s.add_argument("--space", nargs="+", help="only these spaces (each space is refined on its own)")
+    s.add_argument("--min-n", type=int, default=10, help="the A -> E path stops at a step leaving fewer rows (10)")
     s.add_argument("--metric", default="error", help=metric_help)
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(fn=cmd_refine)
+
+    s = sub.add_parser("compare", help="verdicts: every pair of spaces (or runs), with intervals and the noise floor")
+    s.add_argument("runs", nargs="+", help=runs_help)
+    s.add_argument("--by", choices=["space", "run"], default="space", help="compare spaces (default) or runs")
+    s.add_argument("--space", nargs="+", help="only these spaces")
+    s.add_argument("--metric", default="error", help=metric_help)
+    s.add_argument("--shift", type=float, help="the shift the power line speaks of (default 2 points of error)")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    s.add_argument("--json", action="store_true", help="print JSON records")
+    s.set_defaults(fn=cmd_compare)
+
+    s = sub.add_parser("noise", help="the noise floor: per-model seed std, spread of models (IQR), their ratio")
+    s.add_argument("runs", nargs="+", help=runs_help)
+    s.add_argument("--space", nargs="+", help="only these spaces")
+    s.add_argument("--metric", default="error", help=metric_help)
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(fn=cmd_noise)
 
     s = sub.add_parser("analyze", help="low-epoch validity: rank correlation of each epoch's error with the final")
     s.add_argument("runs", nargs="+", help=runs_help)
@@ -521,7 +623,7 @@ def build_parser() -> Parser:
 
 def main(argv=None) -> int:
     try:
-        a = build_parser().parse_args(argv)
+        a = build_parser().parse_args(band_args(sys.argv[1:] if argv is None else [str(x) for x in argv]))
         logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(a.verbose, 2)],
                             format="%(levelname)s %(name)s: %(message)s")
         return a.fn(a)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,11 @@ TOP = {
     "scale": dict,
 }
 PARAM_KEYS = {"kind", "low", "high", "log", "q", "values", "per_stage", "value"}
+# Sane limits: a space beyond them would exhaust memory or time long before it said anything useful.
+LIMITS = {"stages": (1, 16), "res": (1, 4096), "classes": (1, 100_000), "stem_w": (1, 8192), "head_w": (0, 65_536),
+          "q": (1, 1024)}
+MAX_VALUE = 1e6  # any sampled parameter (depth, width, w0, wa, ...); widths of 1e6 channels are already absurd
+MAX_SUPPORT = 1_000_000  # grid points of one quantized parameter
 CONSTRAINTS = ("shared", "nondecreasing", "nonincreasing", "named")
 
 
@@ -99,6 +105,12 @@ def check_raw(d: dict, path) -> None:
             raise _err(path, k, f"must be {want}, got {type(v).__name__}")
     if "name" not in d:
         raise _err(path, "name", "missing")
+    for k, (lo, hi) in LIMITS.items():
+        if k in d and not lo <= d[k] <= hi:
+            raise _err(path, k, f"must be in {lo}..{hi}, got {d[k]}")
+    for k in ("dropout", "se"):
+        if k in d and not (math.isfinite(d[k]) and 0 <= d[k] < 1):
+            raise _err(path, k, f"must be a number in [0, 1), got {d[k]}")
     for pname, spec in d.get("params", {}).items():
         check_param(path, pname, spec)
     for i, c in enumerate(d.get("constraints", [])):
@@ -118,6 +130,18 @@ def check_param(path, name, spec) -> None:
     if bad:
         raise _err(path, key, f"unknown field(s) {', '.join(sorted(map(str, bad)))}")
     kind = spec.get("kind")
+    for f in ("low", "high", "q", "value"):
+        v = spec.get(f)
+        if isinstance(v, str) and _float(v) is not None:
+            raise _err(path, f"{key}.{f}", f"must be a number, got the text {v!r} (YAML reads an exponent without a "
+                                           "sign as text: write 1.0e+11)")
+        if _isnum(v) and not math.isfinite(v):
+            raise _err(path, f"{key}.{f}", f"must be a finite number, got {v}")
+        if _isnum(v) and abs(v) > MAX_VALUE:
+            raise _err(path, f"{key}.{f}", f"must be at most {MAX_VALUE:g} in size, got {v:g}")
+    for v in spec.get("values") or []:
+        if _isnum(v) and (not math.isfinite(v) or abs(v) > MAX_VALUE):
+            raise _err(path, f"{key}.values", f"must be finite numbers of at most {MAX_VALUE:g}, got {v}")
     if kind not in KINDS:
         raise _err(path, f"{key}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
     if kind == "choice":
@@ -146,14 +170,24 @@ def check_param(path, name, spec) -> None:
             raise _err(path, key, "int needs integer low and high")
         if q and kind in ("int", "float") and abs((hi - lo) / q - round((hi - lo) / q)) > 1e-9:
             raise _err(path, key, f"high - low must be a multiple of q={q}")
+        if (q or kind == "int") and (hi - lo) / (q or 1) + 1 > MAX_SUPPORT:
+            raise _err(path, key, f"{(hi - lo) / (q or 1) + 1:.3g} grid values; at most {MAX_SUPPORT:,} "
+                                  "(raise q or narrow the range)")
 
 
 def _isnum(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def _float(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
 def _log2(x):
-    k = round(__import__("math").log2(x)) if x > 0 else None
+    k = round(math.log2(x)) if x > 0 else None
     return k if k is not None and 2 ** k == x else None
 
 

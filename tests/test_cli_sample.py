@@ -87,8 +87,8 @@ def test_bad_space_files(run_cli, spaces_env, files, space, needles):
     (["--flops", "400M-400M"], ["empty"]),
     (["--flops", "360-400Q"], ["cannot parse"]),
     (["--flops", "1-2", "--max-tries", "2000"], ["no sample reached", "2000 tries", "closest seen"]),
-    (["--flops", "360-400M", "-n", "0"], ["-n must be positive"]),
-    (["--flops", "360-400M", "-n", "-3"], ["-n must be positive"]),
+    (["--flops", "360-400M", "-n", "0"], ["argument -n: must be in 1..1000000, got 0"]),
+    (["--flops", "360-400M", "-n", "-3"], ["argument -n: must be in 1..1000000, got -3"]),
     (["--flops", "360-400M", "--bogus"], ["unrecognized arguments"]),
 ])
 def test_bad_sample_arguments(run_cli, tmp_path, args, needles):
