@@ -7,8 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-BLOCKS = ("x", "mb", "fmb")
-ACTS = ("relu", "silu")
+from .models.blocks import DEFAULT, block
 
 
 def num(x: Any) -> Any:
@@ -31,7 +30,8 @@ def canonical(obj: Any) -> str:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of d identical blocks; the first block has the stage's stride and adapts the width."""
+    """One stage of d identical blocks; the first block has the stage's stride and adapts the width. Which of
+    b, g, k, e a block reads is its registry entry's `fields` (dse.models.blocks)."""
 
     d: int
     w: int
@@ -39,14 +39,17 @@ class Stage:
     b: float = 1.0  # bottleneck ratio: the inner width of an X block is w / b
     g: int = 1  # group width of the 3x3 conv of an X block
     se: float = 0.0  # SE squeeze width as a fraction of the block's input width (0: no SE)
-    block: str = "x"  # x: X block, mb: MBConv, fmb: Fused-MBConv
+    block: str = DEFAULT  # a registered block type: x (X block), mb (MBConv), fmb (Fused-MBConv), ...
     k: int = 3  # kernel of the spatial conv (MBConv / Fused-MBConv)
     e: float = 1.0  # expansion ratio (MBConv / Fused-MBConv)
 
     def to_dict(self) -> dict:
-        out = {"d": self.d, "w": self.w, "b": num(self.b), "g": self.g, "stride": self.stride, "se": num(self.se)}
-        if self.block != "x":
-            out.update(block=self.block, k=self.k, e=num(self.e))
+        """d, w, stride, se and the default block's fields (b, g) always; other blocks add `block` and their fields."""
+        out = {"d": self.d, "w": self.w, "stride": self.stride, "se": num(self.se)}
+        out.update((f, num(getattr(self, f))) for f in block(DEFAULT).fields)
+        if self.block != DEFAULT:
+            out["block"] = self.block
+            out.update((f, num(getattr(self, f))) for f in block(self.block).fields)
         return out
 
     @classmethod

@@ -127,11 +127,7 @@ def load(name: str, extra_dirs=()) -> Space:
         raise DseError(f"{path}: family: must be one of {', '.join(families.FAMILY)}, got {fam!r}")
     params = tuple(_param(k, v) for k, v in spec.get("params", {}).items())
     names = {p.name for p in params}
-    if fam == "effnet":
-        _check_base(path, spec.get("base"), next((p for p in params if p.name == "block"), None))
-        for pname, pr in spec.get("presets", {}).items():
-            if isinstance(pr, dict) and "base" in pr:
-                _check_base(f"{path}: presets.{pname}", pr["base"])
+    _check_base(path, fam, spec, params)
     missing = [k for k in families.REQUIRED[fam] if k not in names]
     if missing:
         raise DseError(f"{path}: params: family {fam} needs {', '.join(missing)}")
@@ -153,20 +149,9 @@ def load(name: str, extra_dirs=()) -> Space:
     return Space(name=spec["name"], family=fam, params=params, constraints=tuple(cons), spec=spec, path=path)
 
 
-def _check_base(path, base, block: Param | None = None) -> None:
-    """An effnet space's `base`: a non-empty list of stages with block, e, k, stride, w, d; known block types."""
-    known = ", ".join(families.BLOCKS)
-    vals = [x for v in (block.values if block else ()) for x in (v if isinstance(v, tuple) else (v,))]
-    bad = [v for v in vals if v not in families.BLOCKS]
-    if bad:
-        raise DseError(f"{path}: params.block: unknown block type '{bad[0]}' (known: {known})")
-    if not isinstance(base, list) or not base:
-        raise DseError(f"{path}: base: an effnet space needs a non-empty list of stages")
-    for i, b in enumerate(base):
-        if not isinstance(b, dict) or set(families.EFF_STAGE) - set(b):
-            raise DseError(f"{path}: base[{i}]: needs {', '.join(families.EFF_STAGE)}")
-        if b["block"] not in families.BLOCKS:
-            raise DseError(f"{path}: base[{i}].block: unknown block type '{b['block']}' (known: {known})")
+def _check_base(path, family: str, spec: dict, params: tuple[Param, ...]) -> None:
+    """What the space names can be built: act, block types and their fields, `scale`, presets' backbones."""
+    families.check(path, family, spec, params)
 
 
 @dataclass(frozen=True)

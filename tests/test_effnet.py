@@ -131,7 +131,7 @@ def test_describe_preset_json(run_cli):
 def test_spaces_sample_in_band_and_match_fvcore(space, band):
     res = dse.sample(space, 20, flops=band, seed=0)
     assert all(band[0] <= s.cx.flops <= band[1] for s in res)
-    for s in list(res)[:4]:
+    for s in list(res)[:2]:  # each branch of each block: tests/test_blocks.py
         net = s.config.net.replace(res=64, classes=10)
         assert count(dse.build(net), (3, 64, 64)) == complexity(net)
 
