@@ -216,7 +216,8 @@ def test_cli(run_cli, tmp_path):
     rec = json.loads(out)
     assert list(rec) == ["candidates", "path"]
     got = {(r["space"], r["constraint"]) for r in rec["candidates"]}
-    assert got == {("anynetx_a", c) for c in set(EXPECT) - {"e_fit < 0.1", "e_fit < 0.2"}} | {("regnetx", "e_fit < 0.05")}
+    want = {("anynetx_a", c) for c in set(EXPECT) - {"e_fit < 0.1", "e_fit < 0.2"}} | {("regnetx", "e_fit < 0.05")}
+    assert got == want
     assert [r["n"] for r in rec["path"]] == [7, 5, 3, 2, 2]
     code, out, _ = run_cli("refine", p, "--space", "anynetx_a")
     assert code == 0 and "cumulative path" in out and out.count("shared g") == 1  # the path stops before B

@@ -10,9 +10,9 @@ import dse
 from dse.analysis.report import report_html
 
 QUICK = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "quick_results.jsonl"
-SECTIONS = ["Summary per space", "Error EDFs", "EDFs normalised by flops", "Kolmogorov-Smirnov", "design parameters",
-            "Best and worst models", "Widths of the best", "Quantized-linear fits", "Constraint discovery",
-            "Low-epoch validity"]
+SECTIONS = ["Recipe", "Verdicts", "Noise floor", "Summary per space", "Error EDFs", "EDFs normalised by flops",
+            "Kolmogorov-Smirnov", "design parameters", "Best and worst models", "Widths of the best",
+            "Quantized-linear width fits", "Constraint discovery", "Low-epoch validity"]
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,11 @@ def test_self_contained_images_are_real_pngs(page):
 
 def test_summary_numbers_match_numpy(page):
     df = dse.load_results(QUICK)
+    summary = page[page.index("<h2>Summary per space</h2>"):]
     for space, g in df.groupby("space"):
         e = g["error"].to_numpy(dtype=float)
         row = re.search(rf"<td>{space}</td>\s*<td>(\d+)</td>\s*<td>\d+</td>\s*<td>([\d.]+)</td>\s*<td>([\d.]+)</td>",
-                        page)
+                        summary)
         assert row, space
         assert int(row.group(1)) == len(e)
         assert float(row.group(2)) == pytest.approx(e.min(), rel=1e-3)
@@ -127,3 +128,108 @@ def test_same_space_from_two_runs_stays_apart(tmp_path, run_cli):
 
 def test_one_run_keeps_plain_space_names(page):
     assert "<td>anynetx_a</td>" in page and "/anynetx_a" not in page
+
+
+# ---------------------------------------------------------------- the honest report: recipe, verdicts, noise, medians
+
+def big(n=12, repeats=True):
+    """Two spaces of n models (anynetx_e 6 points better) with recipe columns, and 3 repeats of 2 models."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    rows = [{"id": f"{s[-1]}{i:03d}", "space": s, "status": "ok", "repeat": 0, "error": float(rng.normal(mu, 2)),
+             "flops": float(rng.uniform(3.6e8, 4e8)), "exp": "main", "n_planned": n, "dse": "0.2.0",
+             "torch": "2.13.0+cpu", "recipe": {"epochs": 10, "batch_size": 32, "lr": 0.1},
+             "data": {"name": "digits", "res": 16}, "band": {"flops": [360e6, 400e6]}}
+            for s, mu in (("anynetx_a", 36.0), ("anynetx_e", 30.0)) for i in range(n)]
+    if repeats:
+        rows += [{**rows[i], "repeat": r, "error": rows[i]["error"] + d}
+                 for i in (0, n) for r, d in ((1, 1.5), (2, -1.5))]
+    return pd.DataFrame(rows)
+
+
+def test_recipe_header_from_row_columns_and_unknown_when_absent():
+    from dse.analysis.report import recipe
+
+    r = recipe(big()).iloc[0]
+    assert (r["experiment"], r["data"], r["resolution"], r["epochs"], r["batch"], r["lr"]) == \
+        ("main", "digits", "16 px", "10", "32", "0.1")
+    assert r["band"] == "flops 360M-400M"
+    assert r["n per space"] == "planned 12; finished: anynetx_a 12, anynetx_e 12"
+    assert r["seeds"] == "1 per model; 2 models retrained with 3 seeds for the noise floor"
+    assert (r["dse"], r["torch"]) == ("0.2.0", "2.13.0+cpu")
+    old = recipe(dse.load_results(QUICK)).iloc[0]  # a table from before the recipe columns: what it can say
+    assert (old["experiment"], old["batch"], old["lr"], old["band"]) == ("unknown",) * 4
+    assert (old["epochs"], old["resolution"]) == ("6", "16 px")  # from the `epochs` and `train_res` columns
+    assert old["seeds"] == "1 per model (no noise repeats)"
+
+
+def test_small_run_banner_and_terminal_lines(page):
+    import html
+
+    from dse.analysis.compare import verdict_lines
+
+    assert '<div class="banner">Too small for conclusions: 4 models in the smallest space' in page
+    for line in verdict_lines(dse.load_results(QUICK)):  # the same words as `dse run` and `dse compare`
+        assert f"<li>{html.escape(line)}</li>" in page
+    assert "Widths of the best 4 models of each space" in page and "best 10" not in page
+
+
+def test_verdicts_and_noise_section_of_an_adequate_run():
+    import html
+
+    from dse.analysis.compare import verdict_lines
+
+    df = big()
+    page = report_html(df)
+    assert 'class="banner"' not in page
+    lines = verdict_lines(df)
+    # the std (ddof 1) of x - 1.5, x, x + 1.5 is sqrt(4.5 / 2) = 1.5 for both repeated models
+    assert lines[0].startswith("noise floor: median seed std 1.50 points over 2 models x 3 seeds")
+    assert lines[1].startswith("anynetx_e is better than anynetx_a: mean -")
+    for line in lines:
+        assert f"<li>{html.escape(line)}</li>" in page
+    assert "24 models finished (4 other rows: failed, unfinished or noise repeats)" in page
+    assert "<td>flops 360M-400M</td>" in page.replace(' class="text"', "")
+
+
+def test_status_and_report_medians_agree(tmp_path):
+    """An even number of models per space (the median is the mean of the middle two) plus noise repeats."""
+    import json
+
+    import numpy as np
+
+    from dse.analysis.edf import summary
+    from dse.status import status
+
+    df = big(n=6)
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "plan.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in df["id"]))
+    (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in df.to_dict("records")))
+    text = status(d)
+    s = summary(dse.load_results(d))
+    for space in ("anynetx_a", "anynetx_e"):
+        e = df[(df.space == space) & (df.repeat == 0)]["error"].to_numpy()
+        m = re.search(rf"{space}\s+n=\s*(\d+)\s+min ([\d.]+)%\s+median ([\d.]+)%", text)
+        assert m and int(m[1]) == 6
+        assert float(m[3]) == pytest.approx(np.median(e), abs=0.005)
+        assert s.loc[space, "q50"] == pytest.approx(np.median(e), rel=1e-12)
+        assert f"{s.loc[space, 'q50']:.2f}" == m[3]
+    assert "(+2 noise repeats)" in text
+
+
+def test_efficientnet_grid_shows_alpha_beta_gamma_not_anynet_sections():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    g = [(a, b, c) for a in (1.0, 1.1, 1.2) for b in (1.0, 1.1) for c in (1.0, 1.15)]
+    df = pd.DataFrame({"id": [f"g{i}" for i in range(len(g))], "space": "efficientnet", "status": "ok",
+                       "alpha": [x[0] for x in g], "beta": [x[1] for x in g], "gamma": [x[2] for x in g],
+                       "error": rng.uniform(10, 20, len(g)), "flops": rng.uniform(1e7, 2e7, len(g))})
+    page = report_html(df)
+    assert "The metric against alpha, beta, gamma" in page
+    for gone in ("Quantized-linear", "Constraint discovery", "design parameters"):
+        assert gone not in page

@@ -88,8 +88,11 @@ def groups(df: pd.DataFrame, by: str = "space", metric: str = "error") -> dict[s
 
 
 def _num(x: float, metric: str) -> str:
-    """A signed number for a verdict: one decimal for percentages, 3 significant digits otherwise."""
-    return f"{x:+.1f}" if units(metric) else f"{x:+.3g}"
+    """A signed number for a verdict: one decimal for percentages (two significant digits when that would show
+    +/-0.0, so an interval end keeps its sign), 3 significant digits otherwise."""
+    if not units(metric):
+        return f"{x:+.3g}"
+    return f"{x:+.2g}" if x != 0 and round(x, 1) == 0 else f"{x:+.1f}"
 
 
 def _p(p: float) -> str:

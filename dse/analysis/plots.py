@@ -185,14 +185,16 @@ def _bins(x: np.ndarray, bins: int, log: bool):
     return np.clip(np.searchsorted(edges, f(x), side="right") - 1, 0, bins - 1), finv((edges[:-1] + edges[1:]) / 2)
 
 
-def bin_means(key: np.ndarray, y: np.ndarray, ci: float = 0.95) -> pd.DataFrame:
-    """Per bin key: n, mean and the t interval of the mean (lo, hi; NaN for a bin of one model)."""
+def bin_means(key: np.ndarray, y: np.ndarray, ci: float = 0.95, min_n: int = 3) -> pd.DataFrame:
+    """Per bin key: n, mean and the t interval of the mean (lo, hi; NaN for a bin of fewer than min_n models, whose
+    interval would span the plot: t_0.975 is 12.7 with 2 models)."""
     from scipy.stats import t as student
 
     g = pd.Series(y).groupby(key)
     out = pd.DataFrame({"n": g.size(), "mean": g.mean(), "sd": g.std(ddof=1)})
     with np.errstate(invalid="ignore", divide="ignore"):
         h = student.ppf((1 + ci) / 2, out["n"] - 1) * out["sd"] / np.sqrt(out["n"])
+    h = h.where(out["n"] >= min_n)
     return out.assign(lo=out["mean"] - h, hi=out["mean"] + h).drop(columns="sd")
 
 
@@ -203,7 +205,9 @@ def params_figure(df: pd.DataFrame, params=None, metric: str = "error", bins: in
 
     Axes: log for parameters the spaces sample log-uniformly (read from the space files; LOG_X when a space is
     unknown) when the values span more than 4x; categorical (equally spaced values) for choice and power-of-two
-    parameters such as b and g; one bin per value when a parameter takes at most `bins` values."""
+    parameters such as b and g; one bin per value when a parameter takes at most `bins` values, else equal-width
+    bins (of log x on log axes), as many as keep about 8 models of the smallest space per bin (3 to `bins`). Bins of
+    fewer than 3 models get a mean but no interval."""
     if not (isinstance(bins, (int, np.integer)) and bins >= 1):
         raise DseError(f"bins must be a positive integer: got {bins!r}")
     ok = finished(df, metric)
@@ -221,6 +225,7 @@ def params_figure(df: pd.DataFrame, params=None, metric: str = "error", bins: in
     cells = [(r, c, col) for r, cols in enumerate(staged.values()) for c, col in enumerate(cols)]
     cells += [(len(staged) + i // ncols, i % ncols, col) for i, col in enumerate(single)]
     jitter = np.random.default_rng(0).uniform(-0.05, 0.05, len(ok))
+    nbins = int(np.clip(min((lab == k).sum() for k in names) // 8, 3, max(bins, 3))) if bins > 3 else bins
     with rc_context(STYLE):
         fig = Figure(figsize=(2.9 * ncols + 0.4, 2.5 * nrows + 0.9), layout="constrained")
         gs = fig.add_gridspec(nrows, ncols)
@@ -241,7 +246,7 @@ def params_figure(df: pd.DataFrame, params=None, metric: str = "error", bins: in
                 key, centres = pos, np.arange(u.size, dtype=float)
             elif m.any():
                 key = np.full(len(x), -1)
-                key[m], centres = _bins(x[m], bins, log)
+                key[m], centres = _bins(x[m], nbins, log) if np.unique(x[m]).size > bins else _bins(x[m], bins, log)
             for i, name in enumerate(names):
                 colour, sel = f"C{i % 10}", m & (lab == name)
                 if not sel.any():
@@ -272,8 +277,12 @@ def params_figure(df: pd.DataFrame, params=None, metric: str = "error", bins: in
         if np.isfinite(y).any():  # the models set the y range; wider bands (few models in a bin) are clipped
             pad = 0.06 * max(np.ptp(y[np.isfinite(y)]), 1e-9)
             first.set_ylim(np.nanmin(y) - pad, np.nanmax(y) + pad)
-        handles, labels = first.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
+        seen = {}
+        for ax in fig.axes:
+            for h, label in zip(*ax.get_legend_handles_labels()):
+                seen.setdefault(label, h)
+        labels = sorted(seen)
+        fig.legend([seen[k] for k in labels], labels, loc="outside lower center", ncols=min(len(labels), 6))
         fig.suptitle(f"{metric} vs design parameters: {len(ok)} models (points); lines: mean per bin and "
                      f"{by} with its {ci:.0%} interval (t)")
     return fig

@@ -4,16 +4,26 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
 from dse.errors import DseError
 
-CSS = """body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.5em 0;font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #eee;
-text-align:right}th{background:#f4f4f4}img{max-width:100%}.note{color:#666;font-style:italic}code{background:#f4f4f4}"""
+CSS = """body{font:14px/1.45 system-ui,sans-serif;max-width:1240px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}h3{font-size:1.05em}
+.scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:.5em 0;font-size:13px}
+td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}th{background:#f4f4f4}
+td.text{text-align:left;white-space:normal}img{max-width:100%;height:auto}.note{color:#666;font-style:italic}
+code{background:#f4f4f4}ul.verdicts{padding-left:1.2em}ul.verdicts li{margin:.3em 0}
+.banner{background:#fdecea;border:1px solid #e0a39b;color:#8a1c0f;padding:.6em 1em;margin:1em 0;font-weight:600}
+.flag{color:#8a1c0f}"""
+UNKNOWN = "unknown"
+SKIP = {"stages", "ws", "errors", "train_errors", "losses", "epoch_times", "config", "schedule", "test_errors",
+        "reason", "torch", "dse", "seed", "threads", "resumed_at", "node", "ips", "wall", "status", "key", "repeat",
+        "exp", "n_planned", "recipe", "data", "band"}
 
 
 def _png(fig) -> str:
@@ -24,8 +34,9 @@ def _png(fig) -> str:
 
 
 def _table(df: pd.DataFrame, digits: int = 4) -> str:
-    """A small DataFrame as an HTML table with numbers rounded for reading."""
-    return df.to_html(index=False, border=0, na_rep="", float_format=lambda x: f"{x:.{digits}g}")
+    """A small DataFrame as an HTML table with numbers rounded for reading, scrolling sideways when wide."""
+    body = df.to_html(index=False, border=0, na_rep="", float_format=lambda x: f"{x:.{digits}g}")
+    return f'<div class="scroll">{body}</div>'
 
 
 def _section(title: str, make) -> str:
@@ -37,88 +48,236 @@ def _section(title: str, make) -> str:
     return f"<h2>{html.escape(title)}</h2>\n{body}\n"
 
 
-def _ks_table(df: pd.DataFrame, metric: str) -> str:
-    """Pairwise two-sample KS statistics and p-values between the spaces' metric distributions."""
-    from .edf import ks
+def _p(text: str, cls: str = "") -> str:
+    return f"<p{f' class={chr(34)}{cls}{chr(34)}' if cls else ''}>{html.escape(text)}</p>"
+
+
+# ---------------------------------------------------------------- the recipe header
+
+def _cell(v):
+    """A row cell as a Python value: dicts and lists as they are, JSON text decoded, None for missing."""
+    if isinstance(v, str) and v[:1] in "{[":
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v
+
+
+def _values(t: pd.DataFrame, col: str, key: str | None = None) -> list:
+    """The distinct values of a column (or of one key of its dict cells) in a run, missing ones left out."""
+    if col not in t.columns:
+        return []
+    out = []
+    for v in t[col].map(_cell):
+        if key is not None:
+            v = v.get(key) if isinstance(v, dict) else None
+        if v is not None and v not in out:
+            out.append(v)
+    return out
+
+
+def _show(vals, fmt=str) -> str:
+    """Distinct values joined, or 'unknown'."""
+    return ", ".join(fmt(v) for v in vals) if vals else UNKNOWN
+
+
+def _band(b) -> str:
+    """{"flops": [360e6, 400e6]} -> 'flops 360M-400M'."""
+    from dse.units import fmt
+
+    if not isinstance(b, dict) or not b:
+        return str(b)
+    return "; ".join(f"{k} {fmt(v[0]) if v[0] is not None else ''}-{fmt(v[1]) if v[1] is not None else ''}"
+                     if isinstance(v, (list, tuple)) and len(v) == 2 else f"{k} {v}" for k, v in b.items())
+
+
+def recipe(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
+    """One row per run: what was trained and how (the row columns exp, recipe, data, band, n_planned, seed/repeat,
+    dse, torch; `epochs` and `train_res` for tables written before those), 'unknown' where the table does not say."""
+    from .noise import per_model
     from .table import finished
 
-    f = finished(df, metric)
-    groups = {k: g[metric].to_numpy(dtype=float) for k, g in f.groupby("space", sort=True)}
-    names = list(groups)
-    if len(names) < 2:
-        raise DseError("one space only: nothing to compare")
-    rows = [{"space A": a, "space B": b, **dict(zip(("KS", "p-value"), ks(groups[a], groups[b])))}
-            for i, a in enumerate(names) for b in names[i + 1:]]
-    return _table(pd.DataFrame(rows))
+    runs = df.groupby("run", sort=False) if "run" in df.columns else [(None, df)]
+    rows = []
+    for run, t in runs:
+        data = _values(t, "data", "name")
+        res = _values(t, "data", "res")
+        res = res if res and res != ["net"] else _values(t, "train_res")
+        epochs = _values(t, "recipe", "epochs") or _values(t, "epochs")
+        try:
+            per = finished(t, metric).groupby("space").size() if "space" in t.columns else None
+        except DseError:
+            per = None
+        done = ", ".join(f"{k} {v}" for k, v in per.items()) if per is not None else UNKNOWN
+        planned = _values(t, "n_planned")
+        reps = per_model(t, metric) if "id" in t.columns else []
+        seeds = ("1 per model (no noise repeats)" if not len(reps) else
+                 f"1 per model; {len(reps)} models retrained with "
+                 f"{_show(sorted(set(int(x) for x in reps['seeds'])), lambda v: str(v))} seeds for the noise floor")
+        rows.append({**({"run": run} if run is not None else {}),
+                     "experiment": _show(_values(t, "exp")), "data": _show(data),
+                     "resolution": _show(sorted(res, key=str), lambda v: f"{v} px"),
+                     "epochs": _show(sorted(epochs, key=str)),
+                     "batch": _show(_values(t, "recipe", "batch_size")), "lr": _show(_values(t, "recipe", "lr")),
+                     "band": _show(_values(t, "band"), _band),
+                     "n per space": (f"planned {_show(planned)}; finished: {done}" if planned else f"finished: {done}"),
+                     "seeds": seeds, "dse": _show(_values(t, "dse")), "torch": _show(_values(t, "torch"))})
+    return pd.DataFrame(rows)
 
+
+def _recipe_html(df: pd.DataFrame, metric: str) -> str:
+    t = recipe(df, metric)
+    return ('<div class="scroll">' + t.to_html(index=False, border=0, na_rep="").replace("<td>", '<td class="text">')
+            + "</div>")
+
+
+# ---------------------------------------------------------------- verdicts and noise
+
+def _verdicts(cmp: pd.DataFrame, nz, lines: list[str]) -> str:
+    """The terminal's verdict lines as a list, then the comparison table with a noise column."""
+    body = '<ul class="verdicts">' + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>"
+    if cmp.empty:
+        return body
+    t = cmp.drop(columns="verdict")
+    if nz.measured:
+        t = t.assign(**{"|delta| vs noise": ["below noise" if abs(d) < nz.noise else "above"
+                                             for d in t["delta_mean"]]})
+    return (body + _p("delta = a - b in the metric's units; [ci_low, ci_high]: 95% percentile bootstrap interval "
+                      "of the difference in means; d_q10..d_q50: a - b at the EDF quantiles; ks, ks_p: two-sample "
+                      "Kolmogorov-Smirnov.", "note") + _table(t))
+
+
+def _noise(nz, pm: pd.DataFrame) -> str:
+    """The noise figures: the line, per space, per model."""
+    from .noise import by_space_table
+
+    body = _p(nz.line())
+    if not nz.measured:
+        return body
+    body += _p("noise: the median over repeated models of the std (ddof 1) of a model's metric over its seeds; "
+               "spread: the IQR of the models' primary metric; a comparison or trend smaller than the noise is "
+               "not a conclusion.", "note")
+    return body + _table(by_space_table(nz)) + "<h3>per model</h3>" + _table(pm)
+
+
+# ---------------------------------------------------------------- the other sections
 
 def _models(df: pd.DataFrame, metric: str, top: int) -> str:
     """The best and the worst finished models with their complexity and sampled parameters."""
     from .table import best
 
     b = best(df, metric=metric)
-    skip = {"stages", "ws", "errors", "train_errors", "losses", "epoch_times", "config", "schedule", "test_errors",
-            "reason", "torch", "dse", "seed", "threads", "resumed_at", "node", "ips", "wall", "status"}
-    cols = [c for c in b.columns if c not in skip and b[c].map(lambda v: not isinstance(v, (list, dict))).all()]
+    cols = [c for c in b.columns if c not in SKIP and b[c].map(lambda v: not isinstance(v, (list, dict))).all()]
     first = [c for c in ("id", "run", "space", metric, "flops", "params") if c in cols]
     cols = first + [c for c in cols if c not in first]
     k = min(top, len(b))
-    return (f"<h3>best {k}</h3>" + _table(b.head(k)[cols]) +
-            (f"<h3>worst {k}</h3>" + _table(b.tail(k)[cols].iloc[::-1]) if len(b) > k else ""))
+    return (f"<h3>best {k} of {len(b)}</h3>" + _table(b.head(k)[cols]) +
+            (f"<h3>worst {k} of {len(b)}</h3>" + _table(b.tail(k)[cols].iloc[::-1]) if len(b) > k else ""))
 
 
 def _fits(df: pd.DataFrame, metric: str, top: int) -> str:
-    """Quantized-linear fits of the top models: table and e_fit / w0 / wa / wm figure."""
+    """Quantized-linear fits of the finished models: figure of all of them, table of the best."""
     from .fit import fit_results
     from .plots import fits_figure
 
     fits = fit_results(df, metric=metric)
     cols = [c for c in ("id", "space", metric, "d", "w0", "wa", "wm", "e_fit") if c in fits.columns]
-    return _png(fits_figure(fits, metric=metric)) + _table(fits.head(top)[cols])
+    k = min(top, len(fits))
+    return (_png(fits_figure(fits, metric=metric)) + f"<h3>the best {k} of the {len(fits)} fitted models</h3>"
+            + _table(fits.head(k)[cols]))
 
 
-def _refine(df: pd.DataFrame, metric: str) -> str:
-    """Candidate constraints, ranked, and the cumulative A->E path."""
-    from .refine import refine, refine_path
+def _refine(df: pd.DataFrame, metric: str, floor: float) -> str:
+    """Candidate constraints per space, ranked, and the cumulative A->E path per AnyNet space."""
+    from .refine import MIN_N, path_notes, refine, refine_path
 
-    out = _table(refine(df, metric=metric))
+    cand = refine(df, metric=metric)
+    if math.isfinite(floor):
+        cand = cand.assign(**{"|d_mean| vs noise": ["below noise" if abs(d) < floor else "above" if d == d else ""
+                                                    for d in cand["d_mean"]]})
+    out = _p("Each space on its own: a candidate's subset against that space's finished rows.", "note")
+    out += _table(cand) if len(cand) else _p("no candidate constraint applies to these spaces", "note")
+    out += ("<h3>cumulative path per space (shared b, shared g, w non-decreasing, d non-decreasing; it stops below "
+            f"{MIN_N} rows)</h3>")
     try:
-        out += "<h3>cumulative path (shared b, shared g, w non-decreasing, d non-decreasing)</h3>"
-        out += _table(refine_path(df, metric=metric))
+        path = refine_path(df, metric=metric)
+        out += _table(path.drop(columns="note")) + "".join(_p(x, "flag") for x in path_notes(path))
     except DseError as e:
-        out += f'<p class="note">path not available: {html.escape(str(e))}</p>'
+        out += _p(f"path not available: {e}", "note")
     return out
 
 
-def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse report", top: int = 10) -> str:
+def _grid(df: pd.DataFrame) -> bool:
+    """True for an EfficientNet compound-scaling grid (rows with alpha, beta and gamma)."""
+    cols = ("alpha", "beta", "gamma")
+    if not all(c in df.columns for c in cols):
+        return False
+    return bool(df[list(cols)].apply(pd.to_numeric, errors="coerce").notna().any().all())
+
+
+def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse report", top: int = 10,
+                seed: int = 0) -> str:
     """The report of a results table (one or more runs stacked) as one HTML string; pure, no files touched."""
     from . import plots
+    from .compare import MIN_N, compare, format_verdicts, too_small
     from .edf import summary
+    from .noise import noise, per_model
     from .rank import epoch_rank
-    from .table import finished
+    from .table import ascending, by_run_and_space, finished
 
     import dse
 
+    df = by_run_and_space(df)
     f = finished(df, metric)
     runs = ", ".join(map(str, df["run"].unique())) if "run" in df.columns else "one table"
-    n_failed = len(df) - len(f)
-    head = (f"<h1>{html.escape(title)}</h1>\n<p>{len(df)} models ({n_failed} failed or unfinished) from "
-            f"{html.escape(runs)}; spaces: {html.escape(', '.join(map(str, sorted(df['space'].unique()))))}; "
-            f"metric: <code>{html.escape(metric)}</code>; dse {dse.__version__}.</p>\n")
+    n_other = len(df) - len(f)
+    spaces = sorted(map(str, f["space"].unique())) if "space" in f.columns else ["all"]
+    per = f.groupby("space").size() if "space" in f.columns else pd.Series({"all": len(f)})
+    nz, pm = noise(df, metric), per_model(df, metric)
+    try:
+        cmp = compare(df, metric=metric, noise=nz.noise, seed=seed)
+        lines = format_verdicts(cmp, nz)
+    except DseError as e:
+        cmp, lines = pd.DataFrame(), [nz.line(), f"no verdicts: {e}"]
+    direction = "lower is better" if ascending(metric) else "higher is better"
+    head = (f"<h1>{html.escape(title)}</h1>\n<p>{len(f)} models finished ({n_other} other rows: failed, unfinished "
+            f"or noise repeats) from {html.escape(runs)}; spaces: {html.escape(', '.join(spaces))}; metric: "
+            f"<code>{html.escape(metric)}</code> ({direction}); report by dse {dse.__version__}.</p>\n")
+    if too_small(cmp):
+        head += (f'<div class="banner">Too small for conclusions: {int(per.min())} models in the smallest space; the '
+                 f"verdicts need at least {MIN_N} per space. The curves and tables below describe these models, not "
+                 f"the design spaces.</div>\n")
+    k_w = min(top, int(per.max()))
+    grid = _grid(f)
     body = [
+        _section("Recipe", lambda: _recipe_html(df, metric)),
+        _section("Verdicts", lambda: _verdicts(cmp, nz, lines)),
+        _section("Noise floor", lambda: _noise(nz, pm)),
         _section("Summary per space", lambda: _table(summary(df.assign(error=df[metric]) if metric != "error"
                                                              else df).reset_index())),
-        _section("Error EDFs", lambda: _png(plots.edf_figure(df, metric=metric))),
+        _section("Error EDFs" if metric == "error" else f"{metric} EDFs",
+                 lambda: _png(plots.edf_figure(df, metric=metric, band=True, seed=seed))),
         _section("EDFs normalised by flops", lambda: _png(plots.edf_figure(df, normalized="flops", metric=metric))),
-        _section("Kolmogorov-Smirnov between spaces", lambda: _ks_table(df, metric)),
-        _section("The metric against the design parameters", lambda: _png(plots.params_figure(df, metric=metric))),
-        _section("Best and worst models", lambda: _models(df, metric, top)),
-        _section(f"Widths of the best {top} models", lambda: _png(plots.widths_figure(df, top=top, metric=metric))),
-        _section(f"Quantized-linear fits (top {top})", lambda: _fits(df, metric, top)),
-        _section("Constraint discovery (dse refine)", lambda: _refine(df, metric)),
-        _section("Low-epoch validity: Spearman of each epoch's error with the final error",
-                 lambda: _table(epoch_rank(df), 3)),
     ]
+    if grid:
+        body.append(_section("The metric against alpha, beta, gamma (compound-scaling grid)",
+                             lambda: _png(plots.params_figure(df, params=["alpha", "beta", "gamma"], metric=metric))))
+    else:
+        body.append(_section("The metric against the design parameters",
+                             lambda: _png(plots.params_figure(df, metric=metric))))
+    body += [
+        _section("Best and worst models", lambda: _models(df, metric, top)),
+        _section(f"Widths of the best {k_w} models of each space",
+                 lambda: _png(plots.widths_figure(df, top=top, metric=metric))),
+    ]
+    if not grid:
+        body += [_section("Quantized-linear width fits", lambda: _fits(df, metric, top)),
+                 _section("Constraint discovery (dse refine), per space", lambda: _refine(df, metric, nz.noise))]
+    body.append(_section("Low-epoch validity: Spearman of each epoch's error with the final error",
+                         lambda: _table(epoch_rank(df), 3)))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{CSS}</style></head><body>\n{head}{''.join(body)}</body></html>\n")
 

@@ -25,11 +25,31 @@ def load_runs(paths, labels=None) -> pd.DataFrame:
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
         raise DseError("no results given: name one or more sweep folders or results files")
-    labels = list(labels) if labels is not None else [_label(p) for p in paths]
+    seen = [Path(p).resolve() for p in paths]
+    twice = next((p for i, p in enumerate(paths) if seen[i] in seen[:i]), None)
+    if twice is not None:
+        raise DseError(f"{twice}: the same run is given twice")
+    labels = list(labels) if labels is not None else _labels(paths)
     if len(labels) != len(paths):
         raise DseError(f"{len(paths)} runs but {len(labels)} labels")
+    if len(set(labels)) != len(labels):
+        raise DseError(f"two runs have the same label: {', '.join(map(str, labels))}")
     frames = [load_results(p).assign(run=lab) for p, lab in zip(paths, labels)]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _labels(paths) -> list[str]:
+    """Short names for runs: their folder names, with the parent folder added where two names clash."""
+    labels = [_label(p) for p in paths]
+    if len(set(labels)) < len(labels):
+        labels = [f"{_parent(p)}/{lab}" if labels.count(lab) > 1 else lab for p, lab in zip(paths, labels)]
+    return labels
+
+
+def _parent(p) -> str:
+    p = Path(p).resolve()
+    p = p.parent if p.is_file() and p.stem == "results" else p
+    return p.parent.name
 
 
 def _label(p) -> str:
