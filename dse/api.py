@@ -8,9 +8,7 @@ from .space import Sample, load
 def describe(space: str, preset: str | None = None, at_res: int | None = None, **params) -> Sample:
     """One configuration of a space from given parameters (or a preset), with its complexity (at `at_res` if given)."""
     sp = load(space)
-    cfg = sp.preset(preset) if preset else sp.make(params)
-    if preset and params:
-        cfg = sp.make({**cfg.p, **params})
+    cfg = sp.preset(preset, **params) if preset else sp.make(params)
     if at_res:
         from .config import Config
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .config import Config
 from .errors import DseError
+from .models.export import load_model as _load
+from .models.export import read
+from .models.export import save_weights  # noqa: F401  (the sweep's writer of weights/<id>.pt)
 from .train import evaluate
 
 
@@ -33,57 +35,34 @@ def errors_at(model, data, sizes) -> dict[int, float]:
     return {s: evaluate(model, data, res=s) for s in check_sizes(sizes)}
 
 
-def save_weights(path: Path, rec: dict, state: dict) -> None:
-    """Final weights of a trial with the record that built them (a weights-only torch file)."""
-    import json
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save({"record": json.dumps(rec, sort_keys=True), "model": state}, tmp)
-    os.replace(tmp, path)
+def load_model(path: str | Path, data_res: int | None = None, classes: int | None = None,
+               dropout: float | None = None):
+    """(Config, model) from a kept-weights or exported model file, built at the data's res and classes when given;
+    a file whose weights do not fit its config is an error."""
+    kw = {k: v for k, v in (("res", data_res), ("classes", classes), ("dropout", dropout)) if v is not None}
+    model = _load(path, **kw)
+    return model.config, model
 
 
-def load_model(path: str | Path, data_res: int, classes: int, dropout: float | None = None):
-    """(Config, model) from a saved weights file; a file whose weights do not fit its config is an error."""
-    import json
-
-    from .models import build
-
-    p = Path(path)
-    if not p.is_file():
-        raise DseError(f"{p}: no such checkpoint")
-    try:
-        blob = torch.load(p, map_location="cpu", weights_only=True)
-        cfg = Config.from_dict(json.loads(blob["record"]))
-    except Exception as e:
-        raise DseError(f"{p}: not a dse checkpoint ({type(e).__name__})") from None
-    kw = {"res": data_res, "classes": classes}
-    if dropout is not None:
-        kw["dropout"] = dropout
-    model = build(cfg.net, **kw)
-    try:
-        model.load_state_dict(blob["model"], strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else "shape mismatch"
-        raise DseError(f"{p}: checkpoint does not match its config {cfg.id} ({first[:160]})") from None
-    return cfg, model
-
-
-def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_size: int = 128, seed: int = 0):
-    """FixRes fine-tuning at the test size: only the classifier learns; BN layers of the last stage (and head)
-    update their running statistics; inputs get the test-time preprocessing (a plain resize)."""
+def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_size: int = 128, seed: int = 0,
+             stage: str | None = None):
+    """FixRes fine-tuning at the test size: only the classifier learns; the BN layers of `stage` (default the last,
+    e.g. 's4') and of the head update their running statistics; inputs get the test-time preprocessing (a plain
+    resize)."""
     from .data import batches
     from .progressive import resize_batch
 
+    stages = [n for n, _ in model.named_children() if n[0] == "s" and n[1:].isdigit()]
+    stage = stage or stages[-1]
+    if stage not in stages:
+        raise DseError(f"finetune: no stage {stage!r} (the model has {', '.join(stages)})")
     torch.manual_seed(seed)
     for p in model.parameters():
         p.requires_grad_(False)
-    fc = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    fc = model.head.fc
     for p in fc.parameters():
         p.requires_grad_(True)
-    tail = list(model.children())[-2:]  # the last stage block and the head
+    tail = [getattr(model, stage), model.head]
     opt = torch.optim.SGD(fc.parameters(), lr=lr, momentum=0.9)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
@@ -104,9 +83,9 @@ def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_si
 def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs: int = 0, data=None):
     """Per model: the error at each test size, the best size, and (with tune_epochs) the fine-tuned error."""
     import pandas as pd
-    import yaml
 
     from .data import load_data
+    from .experiment import saved
     from .results import load_results
 
     run = Path(run)
@@ -114,34 +93,39 @@ def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs
     if not run.exists():
         raise DseError(f"{run}: no such sweep folder or checkpoint file")
     if run.is_file():
-        files = [run]
-        exp_file = run.parent.parent / "experiment.yaml"
+        files, folder = [run], run.parent.parent
     else:
         wdir = run / "weights"
         if not wdir.is_dir():
             raise DseError(f"{run}: no kept weights (run the sweep with trial.keep_weights: true)")
         df = load_results(run)
-        ok = df[df["status"] == "ok"].sort_values("error")
+        ok = df[(df["status"] == "ok") & (df["repeat"] == 0)].sort_values("error")
         chosen = list(ids) if ids else list(ok["id"][: top or len(ok)])
         files = [wdir / f"{i}.pt" for i in chosen]
         if not files:
             raise DseError(f"{run}: no finished trials to evaluate")
-        exp_file = run / "experiment.yaml"
-    if data is None:
-        if not exp_file.is_file():
-            raise DseError(f"{exp_file}: the sweep's experiment file is missing; cannot tell which data to use")
-        d = yaml.safe_load(exp_file.read_text())["data"]
-        data = load_data(**{k: v for k, v in d.items() if k in ("name", "path", "res", "val_frac")})
+        folder = run
+    spec, cache = (saved(folder).data if data is None else None), {}
+
+    def data_at(res: int):  # data.res: net trains each model at its own resolution
+        if res not in cache:
+            cache[res] = load_data(**spec.args(res))
+        return cache[res]
+
     rows = []
     for f in files:
-        cfg, model = load_model(f, data.res, data.classes)
-        errs = errors_at(model, data, sizes)
+        cfg = read(f)["config"]
+        d = data if data is not None else data_at(cfg.net.res if spec.res == "net" else int(spec.res))
+        _, model = load_model(f, d.res, d.classes)
+        errs = errors_at(model, d, sizes)
         best = min(errs, key=errs.get)
-        row = {"id": cfg.id, "space": cfg.space, "train_res": data.res, **{f"err@{s}": e for s, e in errs.items()},
-               "best_size": best, "best_error": errs[best], "gain": errs.get(data.res, evaluate(model, data)) - errs[best]}
+        at_train = errs[d.res] if d.res in errs else evaluate(model, d)
+        row = {"id": cfg.id, "space": cfg.space, "train_res": d.res, **{f"err@{s}": e for s, e in errs.items()},
+               "best_test_size": best, "best_test_error": errs[best], "gain": at_train - errs[best]}
         if tune_epochs:
-            finetune(model, data, best, tune_epochs)
-            row["tuned_error"] = evaluate(model, data, res=best)
+            stage = f"s{len(cfg.net.stages)}"
+            finetune(model, d, best, tune_epochs, stage=stage)
+            row.update(tuned_stage=stage, tuned_error=evaluate(model, d, res=best))
             row["tune_gain"] = errs[best] - row["tuned_error"]
         rows.append(row)
     return pd.DataFrame(rows)

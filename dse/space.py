@@ -92,8 +92,8 @@ class Space:
         net = families.FAMILY[self.family](self.spec, full)
         return Config(space=self.name, params=tuple(full.items()), net=net)
 
-    def preset(self, name: str) -> Config:
-        """A named preset (e.g. a zoo model) of this space."""
+    def preset(self, name: str, **params) -> Config:
+        """A named preset (e.g. a zoo model) of this space, with `params` overriding its values."""
         key = name.lower()
         table = {k.lower(): v for k, v in self.presets.items()}
         if key not in table:
@@ -106,7 +106,7 @@ class Space:
             sp = dataclasses.replace(self, spec={**self.spec, **spec_keys})
             per = {p.name for p in self.params if p.per_stage}
             entry = {k: v for k, v in entry.items() if k not in per or isinstance(v, list)}
-        return sp.make(entry)
+        return sp.make({**entry, **params})
 
 
 def _param(name: str, raw) -> Param:
@@ -236,7 +236,7 @@ def _inside(cx: Cx, bands: dict) -> bool:
                for m, (lo, hi) in bands.items())
 
 
-def _chunk(space: Space, seed: int, i: int, size: int, bands: dict, checks: dict):
+def _chunk(space: Space, seed: int, i: int, size: int, bands: dict):
     """Draw chunk i of the seed's stream: per candidate, (Sample or None), and the closest miss."""
     rng = np.random.default_rng([seed, i])
     out, best = [], (math.inf, None)
@@ -248,7 +248,7 @@ def _chunk(space: Space, seed: int, i: int, size: int, bands: dict, checks: dict
         cx = complexity(net)
         if _inside(cx, bands):
             cfg = Config(space=space.name, params=tuple(p.items()), net=net)
-            out.append(Sample(cfg, cx) if all(fn(cfg) for fn in checks.values()) else None)
+            out.append(Sample(cfg, cx))
         else:
             out.append(None)
             dist = _distance(cx, bands)
@@ -294,15 +294,16 @@ def sample(space: str | Space, n: int = 500, *, flops=None, params=None, acts=No
         pending = []
         while len(got) < n and tried < budget:
             while pool and len(pending) < 2 * workers:
-                pending.append(pool.submit(_chunk, sp, seed, i + len(pending), CHUNK, bands, checks))
-            res = pending.pop(0).result() if pool else _chunk(sp, seed, i, CHUNK, bands, checks)
+                pending.append(pool.submit(_chunk, sp, seed, i + len(pending), CHUNK, bands))
+            res = pending.pop(0).result() if pool else _chunk(sp, seed, i, CHUNK, bands)
             i += 1
             cands, best = res
             if best[0] < closest[0]:
                 closest = best
             for s in cands:
                 tried += 1
-                if s is not None and s.id not in seen:
+                # named checks run here, in the parent: user functions (lambdas) need not pickle to workers
+                if s is not None and s.id not in seen and all(fn(s.config) for fn in checks.values()):
                     seen.add(s.id)
                     got.append(s)
                     if len(got) == n:

@@ -163,3 +163,10 @@ def test_grid_search_end_to_end_on_digits(tmp_path, run_cli):
     df = dse.load_results(tmp_path / "run")
     assert len(df) >= 1 and {"alpha", "beta", "gamma"} <= set(df.columns) and "best: alpha=" in out
     assert all(abs(r.alpha * r.beta ** 2 * r.gamma ** 2 - 2) <= 0.1 + 1e-9 for r in df.itertuples())
+
+
+def test_preset_with_overrides_keeps_the_presets_backbone():
+    # V2-M brings its own 7-stage backbone; overriding dropout must not fall back to the space's V2-S backbone
+    s = dse.describe("efficientnetv2", preset="m", dropout=0.3)
+    assert s.cx.params == V2_PARAMS["m"] and len(s.config.net.stages) == 7
+    assert dse.describe("efficientnetv2", preset="m", res=384).config.net.res == 384

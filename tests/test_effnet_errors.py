@@ -7,8 +7,8 @@ import yaml
 
 import dse
 from dse.errors import DseError
-from dse.fixres import save_weights
 from dse.models import build
+from dse.models.export import save_weights
 
 
 def one_line_error(result, *needles):
@@ -33,7 +33,7 @@ def test_inconsistent_grid_is_empty(tmp_path, run_cli):
 def test_grid_values_must_be_numbers(tmp_path, run_cli):
     e = tmp_path / "g.yaml"
     e.write_text(yaml.safe_dump({"name": "g", "grid": {"step": "fine"}, "data": {"name": "digits", "res": "net"}}))
-    one_line_error(run_cli("scale", "grid", e, "--out", tmp_path / "run"), str(e), "step must be a number")
+    one_line_error(run_cli("scale", "grid", e, "--out", tmp_path / "run"), str(e), "grid.step: must be a number")
 
 
 @pytest.mark.parametrize("phi,msg", [("-1", "--phi must be >= 0, got -1"), ("-2..1", "--phi must be >= 0, got -2"),
@@ -89,7 +89,26 @@ def test_a_good_checkpoint_evaluates(checkpoint, run_cli):
     code, out, err = run_cli("fixres", checkpoint[0], "--test-sizes", "8,12", "--json")
     assert code == 0, err
     (row,) = json.loads(out)
-    assert row["id"] == checkpoint[1]["id"] and 0 <= row["err@8"] <= 100 and row["best_size"] in (8, 12)
+    assert row["id"] == checkpoint[1]["id"] and 0 <= row["err@8"] <= 100 and row["best_test_size"] in (8, 12)
+
+
+def test_fixres_evaluates_each_size_once(checkpoint, monkeypatch):
+    # the error at the training size (8) is one of the test sizes: it is reused, not evaluated again
+    import dse.fixres as fx
+    real, calls = fx.evaluate, []
+    monkeypatch.setattr(fx, "evaluate", lambda *a, **k: calls.append(k.get("res")) or real(*a, **k))
+    df = fx.fixres(checkpoint[0], [8, 12])
+    assert sorted(calls) == [8, 12]
+    assert df["gain"][0] == df["err@8"][0] - df["best_test_error"][0]
+
+
+def test_fixres_best_test_error_is_not_best_error(checkpoint):
+    # in a sweep's rows best_error is the best epoch's error; fixres's best over test sizes has its own name, as
+    # in the sweep's rows (best_test_error, best_test_size)
+    from dse.fixres import fixres
+    df = fixres(checkpoint[0], [8, 12])
+    assert "best_error" not in df.columns
+    assert df["best_test_error"][0] == min(df["err@8"][0], df["err@12"][0])
 
 
 @pytest.mark.parametrize("sizes", ["0,-8", "-8", "12,0", "12.5", "big", ","])

@@ -44,7 +44,7 @@ def test_fixres_cli(run, run_cli):
     df = dse.load_results(run).set_index("id")
     for r in rows:
         assert r["err@12"] == pytest.approx(df.loc[r["id"], "error"])  # same weights, same data, same size
-        assert r["best_error"] == min(r["err@8"], r["err@12"], r["err@16"])
+        assert r["best_test_error"] == min(r["err@8"], r["err@12"], r["err@16"])
         assert "tuned_error" in r
 
 

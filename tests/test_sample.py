@@ -81,6 +81,15 @@ def test_named_constraint_from_python():
     assert all(s.config.net.depth % 2 == 0 for s in res)
 
 
+def test_named_constraint_with_workers():
+    # a lambda cannot be pickled to a worker process: the named checks run in the parent, so any worker count
+    # works and gives the same samples
+    fn = {"even_depth": lambda c: c.net.depth % 2 == 0}
+    one = dse.sample(_space_with_named(), 30, flops=(360e6, 400e6), constraints=fn, workers=1).to_jsonl()
+    two = dse.sample(_space_with_named(), 30, flops=(360e6, 400e6), constraints=fn, workers=2).to_jsonl()
+    assert one == two
+
+
 def _space_with_named():
     import tempfile
     from pathlib import Path
