@@ -45,6 +45,8 @@ def status(d: str | Path) -> str:
     if not (d / "plan.jsonl").exists():
         raise DseError(f"{d}: not a sweep folder (no plan.jsonl)")
     plan = read_rows(d / "plan.jsonl")
+    if (d / "noise.jsonl").exists():  # the noise-floor repeats, once chosen, are trials too
+        plan += read_rows(d / "noise.jsonl")
     rows = read_rows(d / JSONL) if (d / JSONL).exists() else []
     st = {}
     if (d / "status.json").exists():

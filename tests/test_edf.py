@@ -181,3 +181,13 @@ def test_failed_status_excluded_even_with_finite_error():
     # A's failed row has error 9.0: counted, F_A(5) would be 4/5; excluded it is 1
     t = edfs(table(), grid=[5.0])
     np.testing.assert_allclose(t.F, [1.0, 2 / 3])
+
+
+def test_noise_repeats_are_not_models_in_summaries_and_edfs():
+    """A's model with error 1 retrained twice more (errors 7 and 8): still 4 finished models, same quantiles."""
+    base = table().assign(id=[f"m{i}" for i in range(9)], repeat=0)
+    rep = pd.concat([base, base.iloc[[0, 0]].assign(repeat=[1, 2], error=[7.0, 8.0])], ignore_index=True)
+    pd.testing.assert_frame_equal(summary(rep), summary(base))
+    pd.testing.assert_frame_equal(edfs(rep, grid=[2.5, 7.5]), edfs(base, grid=[2.5, 7.5]))
+    # q50 is numpy's median: the mean of the two middle values of A's 1, 2, 3, 4
+    assert summary(base).loc["A", "q50"] == np.median([1.0, 2.0, 3.0, 4.0]) == 2.5

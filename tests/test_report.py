@@ -141,7 +141,7 @@ def big(n=12, repeats=True):
     rows = [{"id": f"{s[-1]}{i:03d}", "space": s, "status": "ok", "repeat": 0, "error": float(rng.normal(mu, 2)),
              "flops": float(rng.uniform(3.6e8, 4e8)), "exp": "main", "n_planned": n, "dse": "0.2.0",
              "torch": "2.13.0+cpu", "recipe": {"epochs": 10, "batch_size": 32, "lr": 0.1},
-             "data": {"name": "digits", "res": 16}, "band": {"flops": [360e6, 400e6]}}
+             "data": {"name": "digits", "res": 16, "n_train": 1437, "n_val": 360}, "band": {"flops": [360e6, 400e6]}}
             for s, mu in (("anynetx_a", 36.0), ("anynetx_e", 30.0)) for i in range(n)]
     if repeats:
         rows += [{**rows[i], "repeat": r, "error": rows[i]["error"] + d}
@@ -153,14 +153,14 @@ def test_recipe_header_from_row_columns_and_unknown_when_absent():
     from dse.analysis.report import recipe
 
     r = recipe(big()).iloc[0]
-    assert (r["experiment"], r["data"], r["resolution"], r["epochs"], r["batch"], r["lr"]) == \
-        ("main", "digits", "16 px", "10", "32", "0.1")
+    assert (r["experiment"], r["data"], r["resolution"], r["epochs"], r["batch"], r["lr (at batch 128)"]) == \
+        ("main", "digits (1437 train / 360 val)", "16 px", "10", "32", "0.1")
     assert r["band"] == "flops 360M-400M"
     assert r["n per space"] == "planned 12; finished: anynetx_a 12, anynetx_e 12"
     assert r["seeds"] == "1 per model; 2 models retrained with 3 seeds for the noise floor"
     assert (r["dse"], r["torch"]) == ("0.2.0", "2.13.0+cpu")
     old = recipe(dse.load_results(QUICK)).iloc[0]  # a table from before the recipe columns: what it can say
-    assert (old["experiment"], old["batch"], old["lr"], old["band"]) == ("unknown",) * 4
+    assert (old["experiment"], old["batch"], old["lr (at batch 128)"], old["band"]) == ("unknown",) * 4
     assert (old["epochs"], old["resolution"]) == ("6", "16 px")  # from the `epochs` and `train_res` columns
     assert old["seeds"] == "1 per model (no noise repeats)"
 
@@ -206,7 +206,9 @@ def test_status_and_report_medians_agree(tmp_path):
     df = big(n=6)
     d = tmp_path / "run"
     d.mkdir()
-    (d / "plan.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in df["id"]))
+    (d / "plan.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in df[df.repeat == 0]["id"]))
+    (d / "noise.jsonl").write_text("".join(json.dumps({"id": i, "repeat": int(r)}) + "\n"
+                                           for i, r in zip(df["id"], df["repeat"]) if r))
     (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in df.to_dict("records")))
     text = status(d)
     s = summary(dse.load_results(d))
@@ -217,7 +219,7 @@ def test_status_and_report_medians_agree(tmp_path):
         assert float(m[3]) == pytest.approx(np.median(e), abs=0.005)
         assert s.loc[space, "q50"] == pytest.approx(np.median(e), rel=1e-12)
         assert f"{s.loc[space, 'q50']:.2f}" == m[3]
-    assert "(+2 noise repeats)" in text
+    assert "(+2 noise repeats)" in text and "16/16 done, 0 failed, 0 to go" in text
 
 
 def test_efficientnet_grid_shows_alpha_beta_gamma_not_anynet_sections():

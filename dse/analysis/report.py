@@ -103,7 +103,9 @@ def recipe(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
     runs = df.groupby("run", sort=False) if "run" in df.columns else [(None, df)]
     rows = []
     for run, t in runs:
-        data = _values(t, "data", "name")
+        data = [f"{x} ({nt} train / {nv} val)" if len(_values(t, "data", "name")) == 1 and nt and nv else x
+                for x in _values(t, "data", "name")
+                for nt, nv in [((_values(t, "data", "n_train") or [None])[0], (_values(t, "data", "n_val") or [None])[0])]]
         res = _values(t, "data", "res")
         res = res if res and res != ["net"] else _values(t, "train_res")
         epochs = _values(t, "recipe", "epochs") or _values(t, "epochs")
@@ -121,7 +123,8 @@ def recipe(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
                      "experiment": _show(_values(t, "exp")), "data": _show(data),
                      "resolution": _show(sorted(res, key=str), lambda v: f"{v} px"),
                      "epochs": _show(sorted(epochs, key=str)),
-                     "batch": _show(_values(t, "recipe", "batch_size")), "lr": _show(_values(t, "recipe", "lr")),
+                     "batch": _show(_values(t, "recipe", "batch_size")),
+                     "lr (at batch 128)": _show(_values(t, "recipe", "lr")),
                      "band": _show(_values(t, "band"), _band),
                      "n per space": (f"planned {_show(planned)}; finished: {done}" if planned else f"finished: {done}"),
                      "seeds": seeds, "dse": _show(_values(t, "dse")), "torch": _show(_values(t, "torch"))})
