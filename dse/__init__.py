@@ -5,6 +5,7 @@ from .config import Config, Net, Stage
 from .errors import DseError
 from .space import Sample, Samples, Space, load, sample
 from .spec import list_spaces
+from .models.zoo import list_models
 from . import experiment, status  # noqa: E402  (modules used as dse.experiment.load, dse.status.status)
 from .results import load_results
 from .sweep import sweep
@@ -14,11 +15,28 @@ __version__ = "0.1.0"
 
 
 def build(net, **override):
-    """A torch.nn.Module for a Config or Net (imports torch on first use)."""
-    from .models import build as _build
+    """A torch.nn.Module for a Config, a Net or a model name such as 'regnetx_400mf' (imports torch on first use)."""
+    from .models.builder import build as _build
+    from .models.zoo import config
 
-    return _build(net, **override)
+    return _build(config(net) if isinstance(net, str) else net, **override)
+
+
+def create_model(name: str, num_classes: int = 1000, checkpoint=None, **kw):
+    """A torch module for a model name (dse.list_models()) or a sweep sample 'RUN:ID', with `num_classes` outputs;
+    `checkpoint` loads weights strictly (a pycls model-zoo file, a dse file or a plain state dict)."""
+    from .models.zoo import create_model as _create
+
+    return _create(name, num_classes, checkpoint, **kw)
+
+
+def load_model(path, **override):
+    """The torch module of an exported model (`dse export`) or a sweep's weights/<id>.pt, with its weights."""
+    from .models.export import load_model as _load
+
+    return _load(path, **override)
 
 
 __all__ = ["Config", "Cx", "DseError", "Net", "Sample", "Samples", "Space", "Stage", "build", "complexity",
-           "count", "describe", "list_spaces", "load", "load_results", "run", "sample", "sweep"]
+           "count", "create_model", "describe", "list_models", "list_spaces", "load", "load_model", "load_results",
+           "run", "sample", "sweep"]

@@ -1,8 +1,13 @@
-"""Small API helpers that the CLI and notebooks share."""
+"""Small API helpers that the CLI and notebooks share: one configuration of a space, and compound scaling's
+configurations (one route from alpha, beta, gamma, phi to a network, for `dse scale apply` and the grid plan)."""
 from __future__ import annotations
+
+import dataclasses
 
 from .complexity import complexity
 from .space import Sample, load
+
+COMPOUND = "efficientnet_compound"
 
 
 def describe(space: str, preset: str | None = None, at_res: int | None = None, **params) -> Sample:
@@ -14,3 +19,47 @@ def describe(space: str, preset: str | None = None, at_res: int | None = None, *
 
         cfg = Config(space=cfg.space, params=cfg.params, net=cfg.net.replace(res=at_res))
     return Sample(cfg, complexity(cfg.net))
+
+
+def compound(alpha: float, beta: float, gamma: float, phi: float, *, width: float = 1.0, depth: float = 1.0,
+             res: int | None = None, dropout: float | None = None, space: str = COMPOUND) -> Sample:
+    """B0 (the compound space's base) scaled by phi: depth x alpha**phi, width x beta**phi, resolution
+    round(res * gamma**phi); `width`, `depth` and `res` set the base that is scaled (default: the space's)."""
+    sp = load(space)
+    spec = dict(sp.spec)
+    if (width, depth) != (1.0, 1.0):
+        spec["scale"] = {**spec.get("scale", {}), "width": width, "depth": depth}
+    if res is not None:
+        spec["res"] = int(res)
+    if spec != sp.spec:
+        sp = dataclasses.replace(sp, spec=spec)
+    p = {"alpha": alpha, "beta": beta, "gamma": gamma, "phi": phi}
+    if dropout is not None:
+        p["dropout"] = dropout
+    cfg = sp.make(p)
+    return Sample(cfg, complexity(cfg.net))
+
+
+def compound_family(alpha: float, beta: float, gamma: float, phis=range(0, 8), base_res: int = 224):
+    """The compound-scaled family for each phi: a DataFrame with multipliers, resolution, id and complexity."""
+    import pandas as pd
+
+    from .scaling import compound as multipliers
+
+    rows = []
+    for phi in phis:
+        s = compound(alpha, beta, gamma, phi, res=base_res)
+        d, w, _ = multipliers(alpha, beta, gamma, phi, base_res)
+        rows.append({"phi": phi, "depth": round(d, 6), "width": round(w, 6), "res": s.config.net.res, "id": s.id,
+                     "flops": s.cx.flops, "params": s.cx.params, "acts": s.cx.acts})
+    return pd.DataFrame(rows)
+
+
+def compound_grid(step: float = 0.05, tol: float = 0.05, max_value: float = 2.0, phi: float = 1, *,
+                  width: float = 1.0, depth: float = 1.0, res: int = 224, dropout: float = 0.0) -> list[Sample]:
+    """EfficientNet's step 1: one scaled base per (alpha, beta, gamma) of dse.scaling.grid, at phi; in grid order,
+    one Sample per point (several points can build the same network: keep the first of an id)."""
+    from .scaling import grid
+
+    return [compound(a, b, c, phi, width=width, depth=depth, res=res, dropout=dropout)
+            for a, b, c in grid(step, tol, max_value)]

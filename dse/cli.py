@@ -203,6 +203,42 @@ def cmd_run(a) -> int:
     return 0
 
 
+def cmd_models(a) -> int:
+    from .api import describe
+    from .models.zoo import list_models, zoo
+    from .units import fmt
+
+    names, table = list_models(a.pattern), zoo()
+    if not names:
+        raise DseError(f"no model matches {a.pattern!r} (dse models lists them all)")
+    rows = []
+    for n in names:
+        space, preset = table[n]
+        s = describe(space, preset=preset)
+        rows.append({"name": n, "space": space, "preset": preset, "res": s.config.net.res, "id": s.id,
+                     "flops": s.cx.flops, "params": s.cx.params, "acts": s.cx.acts})
+    if a.json:
+        print(json.dumps(rows))
+    else:
+        w = max(len(r["name"]) for r in rows)
+        print(f"{'model':{w}s}  {'res':>4s}  {'flops':>8s}  {'params':>8s}  space/preset")
+        for r in rows:
+            print(f"{r['name']:{w}s}  {r['res']:4d}  {fmt(r['flops']):>8s}  {fmt(r['params']):>8s}  "
+                  f"{r['space']}/{r['preset']}")
+    return 0
+
+
+def cmd_export(a) -> int:
+    from .io import check_new
+    from .models.export import export
+
+    if a.output:
+        check_new(a.output, a.force)
+    path = export(a.run, id=a.id, best=a.best, out=a.output, force=a.force)
+    print(f"wrote {path} (load it with dse.load_model)")
+    return 0
+
+
 def cmd_fixres(a) -> int:
     from .fixres import check_sizes, fixres
 
@@ -235,9 +271,9 @@ def _phis(text: str) -> list[int]:
 
 
 def cmd_scale_apply(a) -> int:
-    from .scaling import family
+    from .api import compound_family
 
-    df = family(a.alpha, a.beta, a.gamma, _phis(a.phi), a.base_res)
+    df = compound_family(a.alpha, a.beta, a.gamma, _phis(a.phi), a.base_res)
     if a.json:
         print(df.to_json(orient="records"))
     else:
@@ -526,6 +562,20 @@ def build_parser() -> Parser:
                    help="fine-tune the classifier (and last BN statistics) at the best size, then report the gain")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_fixres)
+
+    s = sub.add_parser("models", help="the named models (zoo presets) with their resolution, flops and params")
+    s.add_argument("pattern", nargs="?", help="a shell pattern, e.g. 'regnety_*' or 'efficientnet_b[0-3]'")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(fn=cmd_models)
+
+    s = sub.add_parser("export", help="one model file (weights, config, recipe) from a sweep's kept weights")
+    s.add_argument("run", help="a sweep folder run with trial.keep_weights")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", help="the sample id (a unique prefix is enough)")
+    which.add_argument("--best", action="store_true", help="the finished model with the lowest error")
+    s.add_argument("-o", "--output", help="the model file (default <id>.pt)")
+    s.add_argument("--force", action="store_true", help="replace an existing output file")
+    s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("scale", help="EfficientNet compound scaling: the alpha/beta/gamma grid, scaled families")
     scale = s.add_subparsers(dest="scale_cmd", metavar="grid|apply", parser_class=Parser)

@@ -84,14 +84,14 @@ def _check(ok: bool, msg: str) -> None:
 def effnet(spec: dict, p: dict) -> Net:
     """EfficientNet: a base stage list (block types from the registry), per-stage overrides (block, d and the
     blocks' fields e, k), then compound scaling: widths by round_filters(w, width), depths by ceil(d * depth), and
-    the resolution. A compound space (alpha, beta, gamma, phi) takes width, depth and res from dse.scaling.compound
-    applied to its `scale:` base (width, depth) and its `res`."""
+    the resolution. A compound space (params alpha, beta, gamma, phi) takes them from dse.scaling.compound applied
+    to its `scale:` base (width, depth) and its `res`, so its records hold no width, depth or res of their own."""
     base = spec["base"]
     n = len(base)
     if p.get("phi") is not None:
         sc = spec.get("scale", {})
-        dm, wm, res = compound(p["alpha"], p["beta"], p["gamma"], p["phi"], int(p.get("res", spec.get("res", 224))))
-        dm, wm = dm * float(p.get("depth", sc.get("depth", 1.0))), wm * float(p.get("width", sc.get("width", 1.0)))
+        dm, wm, res = compound(p["alpha"], p["beta"], p["gamma"], p["phi"], int(spec.get("res", 224)))
+        dm, wm = dm * sc.get("depth", 1.0), wm * sc.get("width", 1.0)
     else:
         wm, dm, res = float(p.get("width", 1.0)), float(p.get("depth", 1.0)), p.get("res")
     _check(wm > 0 and dm > 0, f"width and depth multipliers must be positive, got {wm}, {dm}")
@@ -140,6 +140,9 @@ def check(path, family: str, spec: dict, params=()) -> None:
             _check_value(err, f"params.{name}", name, v)
     _check_base(err, spec.get("base"))
     names = {p.name for p in params}
+    if "phi" in names and names & {"width", "depth", "res"}:
+        raise err("params", "a compound-scaled space derives width, depth and res from alpha, beta, gamma, phi: "
+                  "give the base as scale: {width, depth} and res")
     if "scale" in spec:
         sc = spec["scale"]
         if not set(COMPOUND) <= names:

@@ -50,16 +50,11 @@ def distinct(recs: list[dict]) -> list[dict]:
 
 def grid_plan(exp: Experiment) -> list[dict]:
     """EfficientNet's step 1: one scaled B0 per (alpha, beta, gamma) of the grid, at the grid's phi."""
-    from .api import describe
-    from .scaling import grid as abg
+    from .api import compound_grid
 
     g = exp.grid
-    recs = []
-    for a, b, c in abg(g.step, g.tol, g.max):
-        p = {"alpha": a, "beta": b, "gamma": c, "phi": g.phi, "width": g.width, "depth": g.depth,
-             "res": g.base_res, "dropout": 0.0}
-        recs.append(describe("efficientnet_compound", **p).to_dict())
-    return recs
+    return [s.to_dict() for s in compound_grid(g.step, g.tol, g.max, g.phi, width=g.width, depth=g.depth,
+                                               res=g.base_res, dropout=0.0)]
 
 
 def trial_seed(seed: int, sid: str, repeat: int = 0) -> int:

@@ -1,4 +1,6 @@
-"""EfficientNet compound scaling (Tan & Le 2019): rounding rules, the alpha/beta/gamma grid, scaled families.
+"""EfficientNet compound scaling (Tan & Le 2019) as pure rules: width/depth rounding, the compound multipliers, and
+the alpha/beta/gamma grid. Networks are made from them in one place (dse.families.effnet, called by
+dse.api.compound); this module imports nothing of dse but its error type.
 
 Depth scales by alpha**phi, width by beta**phi and resolution by gamma**phi, with alpha * beta^2 * gamma^2 ~ 2
 so that flops grow about 2**phi. Note: the published B1-B7 coefficients (width/depth/resolution 1.0/1.1/240,
@@ -53,28 +55,3 @@ def grid(step: float = 0.05, tol: float = 0.05, max_value: float = 2.0) -> list[
     if not out:
         raise DseError(f"the alpha/beta/gamma grid is empty (step {step}, tolerance {tol}): widen the tolerance")
     return out
-
-
-def scaled(alpha: float, beta: float, gamma: float, phi: float, base_res: int = 224, space: str = "efficientnet",
-           dropout: float | None = None):
-    """The Config of B0 scaled by compound coefficient phi (a Sample with its complexity)."""
-    from .api import describe
-
-    depth, width, res = compound(alpha, beta, gamma, phi, base_res)
-    p = {"width": round(width, 6), "depth": round(depth, 6), "res": res}
-    if dropout is not None:
-        p["dropout"] = dropout
-    return describe(space, **p)
-
-
-def family(alpha: float, beta: float, gamma: float, phis=range(0, 8), base_res: int = 224):
-    """The compound-scaled family for each phi: a DataFrame with multipliers, resolution and complexity."""
-    import pandas as pd
-
-    rows = []
-    for phi in phis:
-        s = scaled(alpha, beta, gamma, phi, base_res)
-        p = s.config.p
-        rows.append({"phi": phi, "depth": p["depth"], "width": p["width"], "res": p["res"], "id": s.id,
-                     "flops": s.cx.flops, "params": s.cx.params, "acts": s.cx.acts})
-    return pd.DataFrame(rows)

@@ -8,7 +8,7 @@ from dse.cli import stage_table
 from dse.complexity import complexity, count
 from dse.config import Net, Stage
 from dse.errors import DseError
-from dse.models.blocks import BLOCKS, Block
+from dse.models.blocks import ACTS, BLOCKS, Block
 from dse.models.cx import add, conv_bn_cx
 
 # Per block type, a small net whose stages hit each branch of its counter: projection with and without stride,
@@ -68,10 +68,11 @@ def basic_cx(h, w, w_in, w_out, stride, se, act):
 def basic_module(w_in, w_out, stride, se, act):
     from dse.models import layers as L
 
+    af = ACTS[act]
     proj = (L.conv(w_in, w_out, 1, stride), L.bn(w_out)) if stride != 1 or w_in != w_out else None
-    f = L.seq([("a", L.conv(w_in, w_out, 3, stride)), ("a_bn", L.bn(w_out)), ("a_af", L.act(act)),
+    f = L.seq([("a", L.conv(w_in, w_out, 3, stride)), ("a_bn", L.bn(w_out)), ("a_af", L.act(af)),
                ("b", L.conv(w_out, w_out, 3)), ("b_bn", L.bn(w_out, zero=True))])
-    return L.ResBlock(proj, f, L.act(act))
+    return L.ResBlock(proj, f, L.act(af))
 
 
 BASIC = Block("basic", "ResNet basic block", fields=(), takes_se=False, cx=basic_cx, module=basic_module)

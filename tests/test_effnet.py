@@ -170,3 +170,28 @@ def test_preset_with_overrides_keeps_the_presets_backbone():
     s = dse.describe("efficientnetv2", preset="m", dropout=0.3)
     assert s.cx.params == V2_PARAMS["m"] and len(s.config.net.stages) == 7
     assert dse.describe("efficientnetv2", preset="m", res=384).config.net.res == 384
+
+
+def test_one_route_from_alpha_beta_gamma_phi():
+    # before: `scale apply` built phi = 3 in the efficientnet space (id f3e170739a60), describe and the grid in the
+    # compound space (14e03716abd7), and the compound record said res 224 for a 341 px net
+    from dse.api import compound, compound_family, compound_grid
+    described = dse.describe("efficientnet_compound", phi=3)
+    applied = compound_family(1.2, 1.1, 1.15, [3])
+    gridded = [s for s in compound_grid(0.05, 0.05, 1.25, 3, dropout=0.2)
+               if (s.config.p["alpha"], s.config.p["beta"], s.config.p["gamma"]) == (1.2, 1.1, 1.15)]
+    assert described.id == applied["id"][0] == gridded[0].id == compound(1.2, 1.1, 1.15, 3).id == "14e03716abd7"
+    rec = described.to_dict()
+    assert rec["net"]["res"] == applied["res"][0] == 341  # round(224 * 1.15**3) = round(340.68)
+    assert not {"res", "width", "depth"} & set(rec["config"])  # the only resolution in the record is the net's
+    # a grid's base (the digits proxy): resolution round(16 * 1.15) = 18; widths 16 * 0.25 * 1.1 = 4.4 -> 8 (the
+    # divisor is the floor); depths ceil(d * 0.34 * 1.2) = ceil(d * 0.408) for d = 1, 2, 2, 3, 3, 4, 1
+    net = compound(1.2, 1.1, 1.15, 1, width=0.25, depth=0.34, res=16).config.net
+    assert net.res == 18 and net.stages[0].w == 8 and [st.d for st in net.stages] == [1, 1, 1, 2, 2, 2, 1]
+
+
+def test_compound_space_takes_no_width_depth_res(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("name: c\nextends: efficientnet_compound\nparams:\n  res: 256\n")
+    with pytest.raises(DseError, match="derives width, depth and res from alpha, beta, gamma, phi"):
+        dse.load(str(f))

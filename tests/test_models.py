@@ -35,3 +35,43 @@ def test_named_structure():
     keys = m.state_dict().keys()
     assert {"s1.b1.conv.weight", "s2.b1.exp.weight", "s2.b1.lin_proj_bn.bias", "s4.b1.dwise.weight",
             "s4.b1.se.f_ex.0.weight", "head.conv.weight", "head.fc.weight"} <= set(keys)
+
+
+def _imports(path: Path) -> dict[str, set[str]]:
+    """dse module -> the dse modules it imports (at any level, lazy imports too)."""
+    import ast
+
+    root = path.parent
+    mods = {".".join(f.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): f
+            for f in root.rglob("*.py")}
+    graph = {}
+    for name, f in mods.items():
+        pkg = name if f.name == "__init__.py" else name.rsplit(".", 1)[0]
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+                deps |= {f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target for a in node.names}
+        graph[name] = deps & set(mods)
+    return graph
+
+
+def test_no_import_cycle_and_scaling_is_a_leaf():
+    graph = _imports(Path(dse.__file__))
+    assert graph["dse.scaling"] <= {"dse.errors"}  # pure rules: it loads no space (it did: api -> ... -> scaling -> api)
+    # packages (dse, dse.models) run their __init__ first anyway; between modules there is no cycle
+    graph = {k: v - {"dse", "dse.models", k} for k, v in graph.items() if k not in ("dse", "dse.models")}
+    state = {}
+
+    def visit(m, path):
+        state[m] = 1
+        for d in graph[m]:
+            assert state.get(d) != 1, " -> ".join(path + [d])
+            if d not in state:
+                visit(d, path + [d])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [m])

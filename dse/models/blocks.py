@@ -78,7 +78,7 @@ def stem_module(w_in, w_out, act):
     """3x3 conv, stride 2, BN, act (pycls: stem.conv, stem.bn)."""
     from . import layers as L
 
-    return L.seq([("conv", L.conv(w_in, w_out, 3, 2)), ("bn", L.bn(w_out)), ("af", L.act(act))])
+    return L.seq([("conv", L.conv(w_in, w_out, 3, 2)), ("bn", L.bn(w_out)), ("af", L.act(ACTS[act]))])
 
 
 def head_cx(h, w, w_in, w_head, classes, act, dropout):
@@ -95,7 +95,7 @@ def head_module(w_in, w_head, classes, act, dropout):
     """[conv, conv_bn, conv_af] -> avg_pool -> [dropout] -> fc (pycls: head.fc; EfficientNet: head.conv too)."""
     from . import layers as L
 
-    return L.Head(w_in, w_head, classes, act, dropout)
+    return L.Head(w_in, w_head, classes, ACTS[act], dropout)
 
 
 register(Block("stem", "3x3 conv stride 2 + BN + act", (), False, stem_cx, stem_module), PARTS)
@@ -122,14 +122,16 @@ def x_module(w_in, w_out, stride, b, g, se, act):
     """af(bn(proj(x)) or x, + f(x)) with f = a, a_bn, a_af, b, b_bn, b_af, [se], c, c_bn (c_bn starts at zero)."""
     from . import layers as L
 
+    af = ACTS[act]  # the torch activation's class name
+
     wb, groups = x_inner(w_out, b, g)
     proj = (L.conv(w_in, w_out, 1, stride), L.bn(w_out)) if stride != 1 or w_in != w_out else None
-    f = [("a", L.conv(w_in, wb, 1)), ("a_bn", L.bn(wb)), ("a_af", L.act(act)),
-         ("b", L.conv(wb, wb, 3, stride, groups)), ("b_bn", L.bn(wb)), ("b_af", L.act(act))]
+    f = [("a", L.conv(w_in, wb, 1)), ("a_bn", L.bn(wb)), ("a_af", L.act(af)),
+         ("b", L.conv(wb, wb, 3, stride, groups)), ("b_bn", L.bn(wb)), ("b_af", L.act(af))]
     if se:
-        f.append(("se", L.SE(wb, se_width(w_in, se), act)))
+        f.append(("se", L.SE(wb, se_width(w_in, se), af)))
     f += [("c", L.conv(wb, w_out, 1)), ("c_bn", L.bn(w_out, zero=True))]
-    return L.ResBlock(proj, L.seq(f), L.act(act))
+    return L.ResBlock(proj, L.seq(f), L.act(af))
 
 
 register(Block("x", "residual bottleneck with a 3x3 group conv (w/b inner width, g group width)", ("b", "g"), True,
@@ -155,11 +157,13 @@ def mb_module(w_in, w_out, stride, e, k, se, act):
     """[exp, exp_bn, exp_af], dwise, dwise_bn, dwise_af, [se], lin_proj, lin_proj_bn; + x when shapes match."""
     from . import layers as L
 
+    af = ACTS[act]  # the torch activation's class name
+
     w_exp = int(w_in * e)
-    f = [("exp", L.conv(w_in, w_exp, 1)), ("exp_bn", L.bn(w_exp)), ("exp_af", L.act(act))] if w_exp != w_in else []
-    f += [("dwise", L.conv(w_exp, w_exp, k, stride, w_exp)), ("dwise_bn", L.bn(w_exp)), ("dwise_af", L.act(act))]
+    f = [("exp", L.conv(w_in, w_exp, 1)), ("exp_bn", L.bn(w_exp)), ("exp_af", L.act(af))] if w_exp != w_in else []
+    f += [("dwise", L.conv(w_exp, w_exp, k, stride, w_exp)), ("dwise_bn", L.bn(w_exp)), ("dwise_af", L.act(af))]
     if se:
-        f.append(("se", L.SE(w_exp, se_width(w_in, se, trunc=True), act)))
+        f.append(("se", L.SE(w_exp, se_width(w_in, se, trunc=True), af)))
     f += [("lin_proj", L.conv(w_exp, w_out, 1)), ("lin_proj_bn", L.bn(w_out))]
     return L.Residual(f, skip=stride == 1 and w_in == w_out)
 
@@ -188,13 +192,15 @@ def fmb_module(w_in, w_out, stride, e, k, se, act):
     match."""
     from . import layers as L
 
+    af = ACTS[act]  # the torch activation's class name
+
     w_exp = int(w_in * e)
     if w_exp == w_in:
-        f = [("conv", L.conv(w_in, w_out, k, stride)), ("conv_bn", L.bn(w_out)), ("conv_af", L.act(act))]
+        f = [("conv", L.conv(w_in, w_out, k, stride)), ("conv_bn", L.bn(w_out)), ("conv_af", L.act(af))]
     else:
-        f = [("exp", L.conv(w_in, w_exp, k, stride)), ("exp_bn", L.bn(w_exp)), ("exp_af", L.act(act))]
+        f = [("exp", L.conv(w_in, w_exp, k, stride)), ("exp_bn", L.bn(w_exp)), ("exp_af", L.act(af))]
         if se:
-            f.append(("se", L.SE(w_exp, se_width(w_in, se, trunc=True), act)))
+            f.append(("se", L.SE(w_exp, se_width(w_in, se, trunc=True), af)))
         f += [("lin_proj", L.conv(w_exp, w_out, 1)), ("lin_proj_bn", L.bn(w_out))]
     return L.Residual(f, skip=stride == 1 and w_in == w_out)
 

@@ -23,13 +23,9 @@ def init_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-def build(net: Net | Config | str, **override) -> Network:
+def build(net: Net | Config, **override) -> Network:
     """The module of a network: stem, s1..sK with blocks b1..bd, head (`override`, e.g. classes=10, replaces Net
-    fields). A string is a model name (see dse.list_models)."""
-    if isinstance(net, str):
-        from .zoo import config
-
-        net = config(net)
+    fields)."""
     net = net.net if isinstance(net, Config) else net
     net = net.replace(**override) if override else net
     parts, blocks = [], {}

@@ -6,8 +6,6 @@ from collections import OrderedDict
 
 from torch import nn
 
-from .blocks import ACTS, check_act
-
 
 def conv(c_in: int, c_out: int, k: int, stride: int = 1, groups: int = 1, bias: bool = False) -> nn.Conv2d:
     """kxk conv with 'same' padding (k odd)."""
@@ -22,8 +20,9 @@ def bn(c: int, zero: bool = False) -> nn.BatchNorm2d:
     return m
 
 
-def act(name: str) -> nn.Module:
-    return getattr(nn, ACTS[check_act(name)])(inplace=True)
+def act(cls: str) -> nn.Module:
+    """An activation by its torch.nn class name (the registry's ACTS map a space's names to these)."""
+    return getattr(nn, cls)(inplace=True)
 
 
 def seq(pairs) -> nn.Sequential:
@@ -34,10 +33,10 @@ def seq(pairs) -> nn.Sequential:
 class SE(nn.Module):
     """Squeeze-and-Excitation: avg_pool, f_ex = (1x1 conv to c_se, act, 1x1 conv back, sigmoid), then x * gate."""
 
-    def __init__(self, c: int, c_se: int, act_name: str):
+    def __init__(self, c: int, c_se: int, af: str):
         super().__init__()
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        self.f_ex = nn.Sequential(conv(c, c_se, 1, bias=True), act(act_name), conv(c_se, c, 1, bias=True),
+        self.f_ex = nn.Sequential(conv(c, c_se, 1, bias=True), act(af), conv(c_se, c, 1, bias=True),
                                   nn.Sigmoid())
 
     def forward(self, x):
@@ -72,11 +71,11 @@ class Residual(nn.Sequential):
 class Head(nn.Module):
     """[conv, conv_bn, conv_af] -> avg_pool -> [dropout] -> fc."""
 
-    def __init__(self, w_in: int, w_head: int, classes: int, act_name: str, dropout: float):
+    def __init__(self, w_in: int, w_head: int, classes: int, af: str, dropout: float):
         super().__init__()
         self.conv = self.conv_bn = self.conv_af = self.dropout = None
         if w_head:
-            self.conv, self.conv_bn, self.conv_af = conv(w_in, w_head, 1), bn(w_head), act(act_name)
+            self.conv, self.conv_bn, self.conv_af = conv(w_in, w_head, 1), bn(w_head), act(af)
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         if dropout:
             self.dropout = nn.Dropout(dropout)
