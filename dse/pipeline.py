@@ -12,8 +12,10 @@ def run(exp: Experiment, out: str | Path, *, address: str | None = None, verbose
 
     Returns (results DataFrame, {"results", "edf", "report": paths}, the terminal lines: summary, noise floor and
     verdicts). An interrupted sweep raises dse.sweep.Interrupted and writes no figure or report."""
+    from .analysis.compare import verdict_lines
+    from .analysis.edf import summary
     from .analysis.plots import edf_figure, save
-    from .analysis.report import verdict_text, write_report
+    from .analysis.report import write_report
     from .results import load_results
     from .sweep import PLAN, sweep
 
@@ -23,4 +25,5 @@ def run(exp: Experiment, out: str | Path, *, address: str | None = None, verbose
     paths = {"results": out / "results.parquet", "edf": out / "edf.png", "report": out / "report.html"}
     save(edf_figure(df), paths["edf"], force=True)
     write_report(df, paths["report"], title=f"dse report: {out.name}", force=True)
-    return df, paths, verdict_text(df)
+    lines = [summary(df).round(2).to_string(), "", *verdict_lines(df)]
+    return df, paths, lines

@@ -126,6 +126,9 @@ def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, upda
             point = trial.config["point"]
             r = json.loads(res["row"]) if res.get("row") else None
             text = _error_text(trial) if failed else None
+            if text and "No space left on device" in text:  # the disk, not the trial: keep it unrecorded, stop
+                stop["error"] = DseError(f"{results.path.parent}: cannot write (No space left on device)")
+                raise OSError(28, "No space left on device")
             if r is None:
                 r = row(point["sample"], point.get("repeat", 0), ctx, None, _last_line(text))
             if failed and r.get("status") == "ok":
@@ -289,6 +292,11 @@ def _drive(exp, out, recs, data, address, verbose, progress, csv, faults) -> Pat
     n_noise = min(exp.noise.models, len(recs)) * exp.noise.repeats
     counts = Counts(total=len(recs) + n_noise, done=len(results.keys),
                     failed=sum(r.get("status") != "ok" for r in results.rows))
+    prior = _checkpoints(out)
+    todo = _todo([{"sample": r, "repeat": 0} for r in recs], results, prior)
+    if todo or counts.done < counts.total:
+        ray_start(address, verbose)
+        check_resources(exp.trial.cpus, exp.trial.gpus, local=address is None)
     bar = Progress(counts.total, f"{exp.name} trials", every=15.0, enabled=progress, initial=counts.done)
     stop: dict = {}
 
@@ -296,7 +304,6 @@ def _drive(exp, out, recs, data, address, verbose, progress, csv, faults) -> Pat
         _write_status(out, counts, "running")
         bar.update(counts.done, counts.text(), force=force)
 
-    prior = _checkpoints(out)
     ctx = context(exp, data)
     cb = _callback(results, counts, ctx, out / ERRORS, update, stop, verbose,
                    _pruner(out, results, exp.trial.keep_best) if exp.trial.keep_weights else None)
@@ -310,10 +317,6 @@ def _drive(exp, out, recs, data, address, verbose, progress, csv, faults) -> Pat
     try:
         for sig in previous:
             signal.signal(sig, on_signal)
-        todo = _todo([{"sample": r, "repeat": 0} for r in recs], results, prior)
-        if todo or n_noise:
-            ray_start(address, verbose)
-            check_resources(exp.trial.cpus, exp.trial.gpus, local=address is None)
         update(force=True)
         if todo:
             _fit(exp, out, todo, data, cb, faults)

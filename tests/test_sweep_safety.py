@@ -1,0 +1,197 @@
+"""One writer per sweep folder, honest interrupts, grown sweeps, no hangs, a full disk (integration, with Ray)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import dse
+from dse.errors import DseError
+from dse.results import read_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "CI": "true"}
+
+
+def write_exp(tmp, name="safe", n=4, epochs=4, **extra):
+    d = {"name": name, "spaces": ["anynetx_a"], "n": n, "flops": "-40M", "seed": 0,
+         "data": {"name": "digits", "res": 8},
+         "train": {"epochs": epochs, "batch_size": 256, "lr": 0.1, "warmup": 0}, "trial": {"cpus": 1}, **extra}
+    p = tmp / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def start(*args):
+    return subprocess.Popen([sys.executable, "-m", "dse", *map(str, args)], cwd=ROOT, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_rows(log: Path, k: int, p, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline and p.poll() is None:
+        if log.exists() and len(read_rows(log)) >= k:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {k} rows before the sweep ended or {timeout}s passed")
+
+
+def ctrl_c(p) -> tuple[int, str, str]:
+    """SIGINT to the process group, as Ctrl-C in a terminal does."""
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    return p.returncode, out, err
+
+
+def test_one_writer_interrupt_then_resume(tmp_path):
+    exp = write_exp(tmp_path, n=6, epochs=6)
+    out = tmp_path / "run"
+    p = start("sweep", exp, "--out", out)
+    wait_rows(out / "results.jsonl", 1, p)
+    # a second writer, resumed or new, is refused while the first one runs: one line naming the holder's pid
+    for args in (["--resume"], []):
+        r = subprocess.run([sys.executable, "-m", "dse", "sweep", str(exp), "--out", str(out), *args], cwd=ROOT,
+                           env=ENV, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert (f"in use by another dse sweep (pid {p.pid})" in r.stderr) if args else "already exists" in r.stderr
+    code, stdout, err = ctrl_c(p)
+    assert code == 130, err
+    assert "interrupted (SIGINT)" in err and "--resume" in err and "results:" not in stdout
+    assert "Traceback" not in err
+    st = json.loads((out / "status.json").read_text())
+    assert st["state"] == "interrupted" and st["running"] == 0 and st["done"] == len(read_rows(out / "results.jsonl"))
+    assert st["done"] < 6
+    status = dse.status.status(out)
+    assert "interrupted" in status and "running" not in status.splitlines()[0].split(":")[-1]
+    r = subprocess.run([sys.executable, "-m", "dse", "sweep", str(exp), "--out", str(out), "--resume"], cwd=ROOT,
+                       env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    keys = [x["key"] for x in read_rows(out / "results.jsonl")]
+    assert len(keys) == len(set(keys)) == 6
+
+
+def test_run_interrupted_writes_no_report(tmp_path):
+    exp = write_exp(tmp_path, name="runint", n=6, epochs=6)
+    out = tmp_path / "run"
+    p = start("run", exp, "--out", out)
+    wait_rows(out / "results.jsonl", 1, p)
+    code, _, err = ctrl_c(p)
+    assert code == 130 and "interrupted" in err and "no report" in err, err
+    assert not (out / "report.html").exists() and not (out / "edf.png").exists()
+
+
+def test_grow_trains_only_the_new_samples_and_a_stale_lock_does_not_block(tmp_path):
+    out = tmp_path / "run"
+    dse.sweep(dse.experiment.load(write_exp(tmp_path, n=2, epochs=1)), out, progress=False)
+    before = read_rows(out / "results.jsonl")
+    (out / ".lock").write_text("999999\n")  # left by a killed driver: flock died with it, the file stays
+    grown = dse.experiment.load(write_exp(tmp_path, n=4, epochs=1))
+    dse.sweep(grown, out, resume=True, progress=False)
+    rows = read_rows(out / "results.jsonl")
+    plan = [r["id"] for r in read_rows(out / "plan.jsonl")]
+    assert rows[:2] == before  # the first rows are untouched
+    assert plan[:2] == [r["id"] for r in before] and len(plan) == 4
+    assert plan == [s.id for s in dse.sample("anynetx_a", 4, flops=(None, 40e6), seed=0)]  # the first n stay the first
+    assert sorted(r["id"] for r in rows) == sorted(plan)
+    assert yaml.safe_load((out / "experiment.yaml").read_text())["n"] == 4
+    assert not list((out / "ray").glob("run-1/" + before[0]["id"]))  # a finished sample is never trained again
+
+
+def test_noise_repeats_are_ordinary_trials(tmp_path):
+    exp = dse.experiment.load(write_exp(tmp_path, n=3, epochs=1, noise={"models": 2, "seeds": 3}))
+    df = dse.load_results(dse.sweep(exp, tmp_path / "run", progress=False))
+    assert len(df) == 3 + 2 * 2 and df["key"].is_unique
+    rep = df[df["repeat"] > 0]
+    assert sorted(rep["repeat"].unique()) == [1, 2] and rep["id"].nunique() == 2
+    prim = df[df["repeat"] == 0].sort_values("error")
+    # spread over the error range: the best and the worst primaries are the ones repeated
+    assert set(rep["id"]) == {prim["id"].iloc[0], prim["id"].iloc[-1]}
+    assert df.groupby("id")["seed"].nunique().max() == 3  # each repeat trains with its own seed
+    noise = read_rows(tmp_path / "run" / "noise.jsonl")
+    assert sorted((r["id"], r["repeat"]) for r in noise) == sorted(zip(rep["id"], rep["repeat"]))
+
+
+def test_more_cpus_than_the_cluster_is_refused_not_a_hang(tmp_path, run_cli):
+    exp = write_exp(tmp_path, n=1, epochs=1)
+    t = time.time()
+    code, _, err = run_cli("sweep", exp, "--out", tmp_path / "run", "--cpus", "64")
+    assert code == 1 and "trial.cpus = 64 but this machine has" in err and len(err.strip().splitlines()) == 1
+    assert time.time() - t < 120
+
+
+def test_failed_trial_is_one_line_with_the_traceback_in_a_log(tmp_path, capfd):
+    exp = dse.experiment.load(write_exp(tmp_path, n=2, epochs=1))
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    sid = dse.plan.plan(exp)[0]["id"]
+    (faults / sid).write_text("9")
+    dse.sweep(exp, tmp_path / "run", progress=False, _faults=str(faults))
+    err = capfd.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines == [f"failed: {sid} (anynetx_a): RuntimeError: injected fault (8 more)"], err
+    log = (tmp_path / "run" / "errors.log").read_text()
+    assert sid in log and "injected fault" in log and "in _fault" in log and "in _fault" not in err
+    assert log.count(", line ") >= 2, log
+
+
+def test_full_disk_is_one_line_and_keeps_the_rows(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip()[:80]!r})")
+    try:
+        exp = write_exp(tmp_path, n=6, epochs=3)
+        out = disk / "run"
+        p = start("sweep", exp, "--out", out)
+        wait_rows(out / "results.jsonl", 1, p)
+        kept = (out / "results.jsonl").read_text().splitlines()
+        with open(disk / "filler", "wb") as f:  # fill the disk while trials still run
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+            except OSError:
+                pass
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 1, err
+        lines = [ln for ln in err.splitlines() if ln.startswith("dse:")]
+        assert len(lines) == 1 and str(out) in lines[0] and "No space left on device" in lines[0], err
+        assert "Traceback" not in err
+        rows = read_rows(out / "results.jsonl")
+        assert [json.dumps(x, sort_keys=True) for x in rows[:len(kept)]] == \
+               [json.dumps(json.loads(x), sort_keys=True) for x in kept]
+        assert all(x["status"] == "ok" for x in rows)  # the disk's fault is never recorded as a failed model
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_sigterm_to_sample_takes_its_workers_along(tmp_path):
+    p = start("sample", "--space", "anynetx_a", "--flops", "360-361M", "-n", "400", "--workers", "2",
+              "-o", tmp_path / "s.jsonl", "--max-tries", "100000000")
+    time.sleep(4)
+    kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+    assert kids, "the sampler started no worker processes"
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=30)
+    time.sleep(2)
+    alive = [k for k in kids if Path(f"/proc/{k}").exists()]
+    assert not alive
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_resume_refuses_a_changed_experiment_before_any_training(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    exp = dse.experiment.load(write_exp(tmp_path, n=2))
+    (out / "plan.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dse.plan.plan(exp)))
+    (out / "experiment.yaml").write_text(yaml.safe_dump(exp.to_dict()))
+    edited = dse.experiment.load(write_exp(tmp_path, n=2, data={"name": "digits", "res": 12}))
+    with pytest.raises(DseError, match=r"data.res differ"):
+        dse.sweep(edited, out, resume=True, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "experiment.yaml", "plan.jsonl"]
