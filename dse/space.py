@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -78,12 +79,18 @@ class Space:
         """The Net of a complete parameter dict (no name checks: the sampler's fast path)."""
         return families.FAMILY[self.family](self.spec, p)
 
-    def make(self, p: dict) -> Config:
-        """The Config for given parameter values (unknown or missing names are errors)."""
+    def make(self, p: dict, check: bool = True) -> Config:
+        """The Config for given parameter values (unknown or missing names are errors); with `check`, values must lie
+        on the grid of an integer quantum (e.g. RegNet's w0 in multiples of 8, as pycls requires). Presets skip it."""
         unknown = sorted(set(p) - set(self.names))
         if unknown:
             raise DseError(f"space {self.name}: unknown parameter(s) {', '.join(unknown)}; "
                            f"it has {', '.join(self.names)}")
+        for q in self.params if check else ():
+            vals = p.get(q.name)
+            for v in (vals if isinstance(vals, list) else [vals] if vals is not None else []):
+                if q.q and float(q.q).is_integer() and q.q > 1 and isinstance(v, (int, float)) and v % q.q:
+                    raise DseError(f"space {self.name}: {q.name}={v} is not a multiple of {q.q:g} (its quantum)")
         fixed = {q.name: q.fixed for q in self.params if q.kind == "fixed"}
         full = {**fixed, **p}
         missing = [q for q in self.names if q not in full and self.family != "effnet"]  # effnet: base fills in
@@ -106,7 +113,7 @@ class Space:
             sp = dataclasses.replace(self, spec={**self.spec, **spec_keys})
             per = {p.name for p in self.params if p.per_stage}
             entry = {k: v for k, v in entry.items() if k not in per or isinstance(v, list)}
-        return sp.make({**entry, **params})
+        return sp.make({**entry, **params}, check=False)
 
 
 def _param(name: str, raw) -> Param:
@@ -267,13 +274,24 @@ def _named(space: Space, constraints: dict | None) -> dict:
     return {n: given[n] for n in wanted}
 
 
+def _die_with_parent() -> None:
+    """In a sampler worker: ask Linux to send SIGTERM when the parent dies (SIGTERM or SIGKILL to `dse sample`)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: workers end when their pipe to the parent closes
+
+
 def sample(space: str | Space, n: int = 500, *, flops=None, params=None, acts=None, seed: int = 0,
            max_tries: int | None = None, workers: int = 1, constraints: dict[str, Callable] | None = None,
-           progress: Callable[[int, int], None] | None = None) -> Samples:
+           progress: Callable[[int, int], None] | None = None, max_seconds: float = 120.0) -> Samples:
     """Draw n distinct configurations whose complexity lies inside the given bands (inclusive).
 
     The draw stream is split into fixed chunks seeded by (seed, chunk index) and merged in order, so the
-    result is identical for any worker count.
+    result is identical for any worker count. The search gives up after max_tries draws or max_seconds of wall
+    time, whichever comes first, naming the closest sample it saw.
     """
     sp = load(space) if isinstance(space, str) else space
     if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
@@ -288,11 +306,11 @@ def sample(space: str | Space, n: int = 500, *, flops=None, params=None, acts=No
     seen: set[str] = set()
     got: list[Sample] = []
     tried, closest = 0, (math.inf, None)
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    pool = ProcessPoolExecutor(workers, initializer=_die_with_parent) if workers > 1 else None
     try:
         i = 0
         pending = []
-        while len(got) < n and tried < budget:
+        while len(got) < n and tried < budget and time.perf_counter() - t0 < max_seconds:
             while pool and len(pending) < 2 * workers:
                 pending.append(pool.submit(_chunk, sp, seed, i + len(pending), CHUNK, bands))
             res = pending.pop(0).result() if pool else _chunk(sp, seed, i, CHUNK, bands)
@@ -321,6 +339,7 @@ def sample(space: str | Space, n: int = 500, *, flops=None, params=None, acts=No
         if closest[1] is not None:
             near = "; closest seen: " + ", ".join(f"{m} {fmt(getattr(closest[1], m))}" for m in bands)
         what = "no sample reached the band" if not got else f"only {len(got)} of {n} distinct samples found"
-        raise DseError(f"{sp.name}: {what} ({where}) after {tried} tries{near}; "
+        spent = f"{time.perf_counter() - t0:.0f}s and " if time.perf_counter() - t0 >= max_seconds else ""
+        raise DseError(f"{sp.name}: {what} ({where}) after {spent}{tried} tries{near}; "
                        f"widen the band or raise --max-tries")
     return Samples(space=sp.name, samples=tuple(got), tried=tried, seconds=time.perf_counter() - t0, bands=bands)
