@@ -75,3 +75,119 @@ def test_no_import_cycle_and_scaling_is_a_leaf():
     for m in graph:
         if m not in state:
             visit(m, [m])
+
+
+# ---------------------------------------------------------------- named models
+
+ZOO = ([f"regnet{v}_{p}" for v in "xy" for p in ("200mf", "400mf", "600mf", "800mf", "1.6gf", "3.2gf", "4.0gf",
+                                                   "6.4gf", "8.0gf", "12gf", "16gf", "32gf")]
+       + [f"efficientnet_b{i}" for i in range(8)] + ["efficientnetv2_s", "efficientnetv2_m", "efficientnetv2_l"])
+
+
+def test_list_models():
+    assert dse.list_models() == ZOO
+    assert dse.list_models("regnety_*") == ZOO[12:24]
+    assert dse.list_models("EfficientNet_B[0-1]") == ["efficientnet_b0", "efficientnet_b1"]
+    assert dse.list_models("resnet*") == []
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_create_model_for_every_preset(name):
+    with torch.device("meta"):  # structure and sizes without allocating the big ones
+        m = dse.create_model(name, num_classes=10)
+    cfg = dse.models.zoo.config(name)
+    assert m.head.fc.out_features == 10 and m.net == cfg.net.replace(classes=10)
+    assert sum(p.numel() for p in m.parameters()) == dse.complexity(cfg.net.replace(classes=10)).params
+
+
+def test_names_match_published_counts(ref):
+    # pycls's names work too; the counts are pycls's published ones (tests/data)
+    for name, m in ref["models"].items():
+        with torch.device("meta"):
+            model = dse.create_model(name)
+        assert sum(p.numel() for p in model.parameters()) == m["params"], name
+    assert type(dse.build("regnetx_400mf")).__name__ == "Network"  # was AttributeError: 'str' ... 'in_ch'
+
+
+def test_unknown_model_name():
+    with pytest.raises(dse.DseError, match=r"unknown model 'regnetx_400m'; closest: regnetx_400mf"):
+        dse.create_model("regnetx_400m")
+
+
+def test_pycls_checkpoint_loads_strictly(tmp_path):
+    keys = KEYS["models"]["RegNetX-200MF"]
+    state = {k: torch.randn(s) if s else torch.tensor(3) for k, s in keys}
+    f = tmp_path / "RegNetX-200MF_dds_8gpu.pyth"
+    torch.save({"epoch": 100, "model_state": state, "optimizer_state": {}}, f)  # pycls's checkpoint layout
+    m = dse.create_model("regnetx_200mf", checkpoint=f)
+    assert torch.equal(m.s3.b2.f.b.weight.detach(), state["s3.b2.f.b.weight"])
+    plain = tmp_path / "plain.pt"
+    torch.save(state, plain)
+    assert torch.equal(dse.create_model("regnetx_200mf", checkpoint=plain).head.fc.bias.detach(), state["head.fc.bias"])
+    with pytest.raises(dse.DseError, match=r"plain.pt: the weights do not fit regnetx_400mf \("):
+        dse.create_model("regnetx_400mf", checkpoint=plain)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A sweep folder as the sweep leaves it: plan.jsonl, results.jsonl (one finished row), weights/<id>.pt."""
+    from dse.models.export import save_weights
+
+    d = tmp_path_factory.mktemp("run")
+    recs = [s.to_dict() for s in dse.sample("anynetx_a", 2, flops=(None, 40e6), seed=0)]
+    (d / "plan.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    rows = [{**r, "status": "ok", "error": e, "repeat": 0, "train_res": 12,
+             "recipe": {"epochs": 1, "lr": 0.2}, "data": {"name": "digits", "res": 12, "classes": 10}}
+            for r, e in zip(recs, (30.0, 20.0))]
+    (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "weights").mkdir()
+    torch.manual_seed(0)
+    model = dse.build(dse.Config.from_dict(recs[1]), res=12, classes=10)
+    for m in model.modules():  # non-trivial BN statistics, so the check below sees them
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    save_weights(d / "weights" / f"{recs[1]['id']}.pt", recs[1], model.state_dict())  # as the trial writes it
+    return d, recs, model.eval()
+
+
+def test_create_model_from_a_sweep_sample(run):
+    d, recs, _ = run
+    for where in (d, d / "results.jsonl"):
+        m = dse.create_model(f"{where}:{recs[0]['id'][:6]}", num_classes=10)
+        assert m.net == dse.Config.from_dict(recs[0]).net.replace(classes=10)
+    with pytest.raises(dse.DseError, match="no sample with id 'zzz'"):
+        dse.create_model(f"{d}:zzz")
+
+
+def test_export_then_load_gives_the_same_outputs(run, run_cli, tmp_path):
+    d, recs, model = run
+    out = tmp_path / "best.pt"
+    code, stdout, err = run_cli("export", d, "--best", "-o", out)
+    assert code == 0 and f"wrote {out}" in stdout, err
+    loaded = dse.load_model(out)  # no other argument
+    x = torch.randn(4, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert loaded.config.id == recs[1]["id"] and loaded.net.res == 12 and loaded.net.classes == 10
+    assert loaded.meta["recipe"] == {"epochs": 1, "lr": 0.2} and loaded.meta["result"]["error"] == 20.0
+    # a sweep's weights file loads the same way
+    with torch.no_grad():
+        assert torch.equal(dse.load_model(d / "weights" / f"{recs[1]['id']}.pt")(x), model(x))
+
+
+def test_export_errors(run, run_cli, tmp_path):
+    d, recs, _ = run
+
+    def one_line(args, *needles):
+        code, out, err = run_cli("export", *args)
+        assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        for n in needles:
+            assert n in err, (n, err)
+
+    one_line([d, "--id", recs[0]["id"]], "no kept weights for " + recs[0]["id"])
+    one_line([d, "--id", "zzz"], "no model with id 'zzz'")
+    one_line([d], "one of the arguments --id --best is required")
+    (tmp_path / "x.pt").write_text("keep")
+    one_line([d, "--best", "-o", tmp_path / "x.pt"], "already exists")
+    assert (tmp_path / "x.pt").read_text() == "keep"
