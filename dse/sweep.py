@@ -84,10 +84,11 @@ def prepare(exp: Experiment, out: Path, resume: bool) -> tuple[Experiment, list[
         return old, recs
     keys = diff(old, exp)
     if keys == ["n"] and exp.n > old.n and exp.spaces and not exp.samples and not exp.grid:
-        grown = planning.plan(exp)
-        if [r["id"] for r in grown[:len(recs)]] != [r["id"] for r in recs][:len(grown)]:
-            raise DseError(f"{out}: cannot grow the sweep: its saved plan is not a prefix of n={exp.n}")
-        return exp, grown  # written by run() once the folder is locked
+        have = {r["id"] for r in recs}
+        new = planning.plan(exp)  # per space, the first old.n samples of n are the old ones (same seed, band)
+        if not have <= {r["id"] for r in new}:
+            raise DseError(f"{out}: cannot grow the sweep: its saved samples are not the first {old.n} of n={exp.n}")
+        return exp, recs + [r for r in new if r["id"] not in have]  # the old plan stays its prefix
     raise DseError(f"{out}: holds a different experiment ({', '.join(keys)} differ); continue it with the saved "
                    f"{out / EXP}, or pick a new --out (only a larger n can grow a sweep)")
 

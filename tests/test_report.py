@@ -106,7 +106,7 @@ def test_run_then_run_again_continues_and_refreshes(tmp_path, run_cli):
     assert (out / "results.jsonl").read_bytes() == rows
     assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
     other = tmp_path / "other.yaml"
-    other.write_text(exp.read_text().replace("n: 2", "n: 3"))
+    other.write_text(exp.read_text().replace("epochs: 2", "epochs: 3"))
     code, _, err = run_cli("run", other, "--out", out)
     assert code == 1 and "different experiment" in err
     assert (out / "results.jsonl").read_bytes() == rows
