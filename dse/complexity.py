@@ -22,7 +22,7 @@ class Cx(NamedTuple):
 
 @lru_cache(maxsize=1 << 16)
 def _step_cx(kind: str, h: int, w: int, args: tuple):
-    return part(kind).cx(h, w, **dict(args))
+    return part(kind).cx(h, w, *args)
 
 
 def complexity(net: Net | Config, res: int | None = None) -> Cx:

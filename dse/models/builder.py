@@ -31,12 +31,12 @@ def build(net: Net | Config, **override) -> Network:
     parts, blocks = [], {}
     for where, n, kind, args in layout(net):
         if where in ("stem", "head"):
-            parts.append((where, part(kind).module(**dict(args))))
+            parts.append((where, part(kind).module(*args)))
         else:
             stage = blocks.setdefault(where, [])
             if not stage:
                 parts.append((where, stage))
-            stage += [part(kind).module(**dict(args)) for _ in range(n)]
+            stage += [part(kind).module(*args) for _ in range(n)]
     model = Network(net, [(k, seq((f"b{j}", b) for j, b in enumerate(v, 1)) if isinstance(v, list) else v)
                           for k, v in parts])
     for m in model.modules():
