@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -46,7 +46,6 @@ class Counts:
     done: int = 0
     failed: int = 0
     running: int = 0
-    failures: list = field(default_factory=list)
 
     def text(self) -> str:
         return f"{self.failed} failed, {self.running} running"
@@ -67,7 +66,7 @@ def _write_jsonl(path: Path, recs: list[dict]) -> None:
 
 # ---------------------------------------------------------------- the folder: new, resumed or grown
 
-def prepare(exp: Experiment, out: Path, resume: bool) -> tuple[Experiment, list[dict]]:
+def prepare(exp: Experiment, out: Path, resume: bool, make_plan=planning.plan) -> tuple[Experiment, list[dict]]:
     """(experiment, plan) of the folder: a new sweep writes them; a resumed one checks the given experiment against
     the saved one and grows the plan when only `n` grew (the first n samples stay the same)."""
     if not resume:
@@ -75,7 +74,7 @@ def prepare(exp: Experiment, out: Path, resume: bool) -> tuple[Experiment, list[
             raise DseError(f"{out}: exists and is not a folder; pick a new --out")
         if out.exists() and any(out.iterdir()):
             raise DseError(f"{out}: already exists and is not empty; use --resume to continue it or pick a new --out")
-        return exp, planning.plan(exp)
+        return exp, make_plan(exp)
     if not (out / PLAN).exists():
         raise DseError(f"{out}: nothing to resume (no {PLAN}); start it without --resume")
     old = saved(out)
@@ -85,7 +84,7 @@ def prepare(exp: Experiment, out: Path, resume: bool) -> tuple[Experiment, list[
     keys = diff(old, exp)
     if keys == ["n"] and exp.n > old.n and exp.spaces and not exp.samples and not exp.grid:
         have = {r["id"] for r in recs}
-        new = planning.plan(exp)  # per space, the first old.n samples of n are the old ones (same seed, band)
+        new = make_plan(exp)  # per space, the first old.n samples of n are the old ones (same seed, band)
         if not have <= {r["id"] for r in new}:
             raise DseError(f"{out}: cannot grow the sweep: its saved samples are not the first {old.n} of n={exp.n}")
         return exp, recs + [r for r in new if r["id"] not in have]  # the old plan stays its prefix
@@ -111,15 +110,22 @@ def _check_data(exp: Experiment, recs: list[dict]):
 # ---------------------------------------------------------------- recording
 
 def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, update, stop: dict, verbose: int,
-              prune):
+              prune, seed: int):
     from ray import tune
 
     class Recorder(tune.Callback):
-        """Writes a row the moment a trial finishes (or fails for good), then updates the progress."""
+        """Writes a row the moment a trial finishes, fails for good or is stopped early, then updates the progress."""
+
+        def __init__(self):
+            self.curves: dict[str, list] = {}  # per Ray trial: the val errors reported so far (for stopped trials)
 
         def on_trial_start(self, iteration, trials, trial, **info):
             counts.running = sum(t.status == "RUNNING" for t in trials)
             update()
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if not result.get("final") and "val_error" in result:
+                self.curves.setdefault(trial.trial_id, []).append(float(result["val_error"]))
 
         def _record(self, trial, failed: bool, trials=()):
             counts.running = max(0, sum(t.status == "RUNNING" for t in trials if t is not trial))
@@ -130,8 +136,15 @@ def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, upda
             if text and "No space left on device" in text:  # the disk, not the trial: keep it unrecorded, stop
                 stop["error"] = DseError(f"{results.path.parent}: cannot write (No space left on device)")
                 raise OSError(28, "No space left on device")
+            curve = self.curves.pop(trial.trial_id, [])
             if r is None:
-                r = row(point["sample"], point.get("repeat", 0), ctx, None, _last_line(text))
+                rep = point.get("repeat", 0)
+                r = row(point["sample"], rep, ctx, None, _last_line(text),
+                        seed=planning.trial_seed(seed, point["sample"]["id"], rep))
+                if not failed and curve:  # stopped by the scheduler after len(curve) epochs
+                    r.update(status="stopped", reason=f"stopped early after epoch {len(curve)}", error=curve[-1],
+                             best_error=min(curve), errors=curve, epochs=len(curve), stopped_early=True,
+                             wall=res.get("time_total_s"))
             if failed and r.get("status") == "ok":
                 r.update(status="failed", reason=_last_line(text) or "trial errored")
             try:
@@ -144,10 +157,9 @@ def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, upda
                 raise
             if new:
                 counts.done += 1
-                if r.get("status") != "ok":
+                if r.get("status") == "failed":
                     counts.failed += 1
                     line = f"failed: {r['key']} ({r['space']}): {r.get('reason')}"
-                    counts.failures.append(line)
                     print(line + (f"\n{text}" if verbose and text else ""), file=sys.stderr, flush=True)
                 if prune is not None and r.get("status") == "ok":
                     prune()
@@ -187,9 +199,13 @@ def _last_line(text: str | None) -> str | None:
     return lines[-1][:300] if lines else None
 
 
+def dirname(point: dict) -> str:
+    """The Ray folder of a trial: the model id, with -rK for its K-th noise repeat."""
+    return point["sample"]["id"] + (f"-r{point['repeat']}" if point.get("repeat") else "")
+
+
 def _dirname(t) -> str:
-    p = t.config["point"]
-    return p["sample"]["id"] + (f"-r{p['repeat']}" if p.get("repeat") else "")
+    return dirname(t.config["point"])
 
 
 def _checkpoints(out: Path) -> dict[str, str]:
@@ -221,26 +237,140 @@ def _pruner(out: Path, results: ResultsLog, keep: int | None):
 
 # ---------------------------------------------------------------- the driver
 
-def _fit(exp: Experiment, out: Path, points: list[dict], data, cb, faults) -> None:
-    """One Ray Tune run over the given points (a grid: one trial each), reusing actors."""
-    from ray import tune
+class Driver:
+    """One run over a locked folder: the results table, the progress line, the recorder, SIGINT/SIGTERM, and the
+    translation of an interrupt or a full disk into Interrupted / one DseError once the rows are safe.
+    Used as a context manager around one or more fit() calls (the sweep's primaries and repeats, or a search)."""
 
-    from .trial import run as trainable_fn
+    def __init__(self, exp: Experiment, out: Path, data, *, total: int, address=None, verbose: int = 0,
+                 progress: bool = True, csv: bool = False, faults: str | None = None, what: str = "trials",
+                 cols: dict | None = None):
+        from .progress import Progress
+        from .trial import context
 
-    runs = sorted(int(p.name.split("-")[1]) for p in (out / "ray").glob("run-*") if p.name.split("-")[1].isdigit())
-    trainable = tune.with_resources(tune.with_parameters(trainable_fn, data=data),
-                                    {"cpu": exp.trial.cpus, "gpu": exp.trial.gpus})
-    tuner = tune.Tuner(
-        trainable,
-        param_space={"exp": exp, "weights_dir": str(out / "weights"), "faults": faults,
-                     "point": tune.grid_search(points)},
-        tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=_dirname, trial_name_creator=_dirname),
-        run_config=tune.RunConfig(
-            name=f"run-{(runs[-1] + 1) if runs else 0}", storage_path=str(out / "ray"), verbose=0, callbacks=[cb],
-            failure_config=tune.FailureConfig(max_failures=exp.trial.retries),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
-    )
-    tuner.fit()
+        self.exp, self.out, self.data, self.csv, self.faults = exp, out, data, csv, faults
+        self.results = ResultsLog(out / JSONL)
+        self.counts = Counts(total=total, done=len(self.results.keys),
+                             failed=sum(r.get("status") == "failed" for r in self.results.rows))
+        self.prior = _checkpoints(out)
+        self.address, self.verbose = address, verbose
+        self.bar = Progress(total, f"{exp.name} {what}", every=15.0, enabled=progress, initial=self.counts.done)
+        self.stop: dict = {}
+        self.cols = cols or {}  # extra columns of every row (a search's searcher and scheduler)
+        prune = _pruner(out, self.results, exp.trial.keep_best) if exp.trial.keep_weights else None
+        self.callback = _callback(self.results, self.counts, {**context(exp, data), **self.cols}, out / ERRORS,
+                                  self.update, self.stop, verbose, prune, exp.seed)
+        self.started = False
+
+    def update(self, force: bool = False) -> None:
+        _write_status(self.out, self.counts, "running")
+        self.bar.update(self.counts.done, self.counts.text(), force=force)
+
+    def set_total(self, total: int) -> None:
+        self.counts.total = total
+        self.bar.set_total(total)
+
+    def todo(self, points: list[dict]) -> list[dict]:
+        """The points still to train: not in the table; with the checkpoint an earlier run left for them."""
+        return [{**p, "resume_from": self.prior.get(dirname(p))} for p in points
+                if planning.key(p["sample"]["id"], p.get("repeat", 0)) not in self.results]
+
+    def fit(self, points: list[dict] | None = None, *, search_alg=None, scheduler=None, num_samples: int = 1,
+            time_budget_s: float | None = None, metric: str | None = None, mode: str | None = None) -> None:
+        """One Ray Tune run: a grid over `points`, or `num_samples` trials suggested by `search_alg`."""
+        from ray import tune
+
+        from .trial import run as trainable_fn
+
+        if not self.started:
+            ray_start(self.address, self.verbose)
+            check_resources(self.exp.trial.cpus, self.exp.trial.gpus, local=self.address is None)
+            self.started = True
+            self.update(force=True)
+        out, exp = self.out, self.exp
+        runs = sorted(int(p.name.split("-")[1]) for p in (out / "ray").glob("run-*")
+                      if p.name.split("-")[1].isdigit())
+        space = {"exp": exp, "weights_dir": str(out / "weights"), "faults": self.faults, "cols": self.cols}
+        if points is not None:
+            space["point"] = tune.grid_search(points)
+        tuner = tune.Tuner(
+            tune.with_resources(tune.with_parameters(trainable_fn, data=self.data),
+                                {"cpu": exp.trial.cpus, "gpu": exp.trial.gpus}),
+            param_space=space,
+            tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=_dirname,
+                                        trial_name_creator=_dirname, search_alg=search_alg, scheduler=scheduler,
+                                        num_samples=num_samples, time_budget_s=time_budget_s, metric=metric,
+                                        mode=mode),
+            run_config=tune.RunConfig(
+                name=f"run-{(runs[-1] + 1) if runs else 0}", storage_path=str(out / "ray"), verbose=0,
+                callbacks=[self.callback], failure_config=tune.FailureConfig(max_failures=exp.trial.retries),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        )
+        tuner.fit()
+
+    def __enter__(self):
+        self.previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def on_signal(signum, frame):
+            self.stop["signal"] = signal.Signals(signum).name
+            raise KeyboardInterrupt
+
+        for sig in self.previous:
+            signal.signal(sig, on_signal)
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        for sig, h in self.previous.items():
+            signal.signal(sig, h)
+        if kind is KeyboardInterrupt:
+            self.stop.setdefault("signal", "SIGINT")
+        elif kind is not None and "error" not in self.stop:
+            return False  # a real bug: let it show
+        c = self.counts
+        c.running = 0
+        state = ("interrupted" if "signal" in self.stop else "failed" if "error" in self.stop else
+                 "finished" if c.done >= c.total else "incomplete")
+        _write_status(self.out, c, state)
+        self.bar.update(c.done, c.text())
+        self.bar.close()
+        try:
+            finalize(self.out, self.csv)
+        except DseError as e:
+            self.stop.setdefault("error", e)
+        if "error" in self.stop:
+            raise DseError(f"{self.stop['error']}; the {c.done} rows written before are kept in "
+                           f"{self.out / JSONL}") from None
+        if "signal" in self.stop:
+            raise Interrupted(self.out, c.done, c.total, self.stop["signal"]) from None
+        return False
+
+
+def folder(exp: Experiment | None, out: str | Path, resume: bool, make_plan, data=None):
+    """Open a sweep folder for writing: (experiment, plan, data, lock). A new folder is made only after the
+    experiment, plan and data have been checked (bad input leaves nothing behind); a resumed one is locked before
+    it is read. The caller releases the lock."""
+    out = Path(out)
+    lock = FolderLock(out) if resume and out.exists() else None
+    try:
+        exp, recs = prepare(exp, out, resume, make_plan)
+        if data is None:
+            data = _check_data(exp, recs)
+        if lock is None:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise os_error(out, e) from None
+            lock = FolderLock(out)
+            if any(p.name != FolderLock.NAME for p in out.iterdir()):
+                raise DseError(f"{out}: another sweep started here meanwhile; pick a new --out")
+        if not resume or not (out / EXP).exists() or saved(out).to_dict() != exp.to_dict():
+            _write_jsonl(out / PLAN, recs)  # new, or grown: the old plan is its prefix
+            write_atomic(out / EXP, yaml.safe_dump(exp.to_dict(), sort_keys=False), force=True)
+        return exp, recs, data, lock
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
 
 
 def sweep(exp: Experiment | None, out: str | Path, *, address: str | None = None, resume: bool = False,
@@ -258,114 +388,25 @@ def sweep(exp: Experiment | None, out: str | Path, *, address: str | None = None
     address = check_address(address)  # before any folder is made
     if retries is not None and not (isinstance(retries, int) and 0 <= retries <= 100):
         raise DseError(f"--retries must be an integer in 0..100, got {retries}")
-    if resume and out.exists():
-        lock = FolderLock(out)  # before reading: another writer may be appending
-    else:
-        lock = None
+    exp, recs, data, lock = folder(exp, out, resume, planning.plan, data)
     try:
-        exp, recs = prepare(exp, out, resume)
-        if data is None:
-            data = _check_data(exp, recs)
-        if lock is None:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise os_error(out, e) from None
-            lock = FolderLock(out)
-            if any(p.name != FolderLock.NAME for p in out.iterdir()):
-                raise DseError(f"{out}: another sweep started here meanwhile; pick a new --out")
-        if not resume or not (out / EXP).exists() or saved(out).to_dict() != exp.to_dict():
-            _write_jsonl(out / PLAN, recs)  # new, or grown: the old plan is its prefix
-            write_atomic(out / EXP, yaml.safe_dump(exp.to_dict(), sort_keys=False), force=True)
         if retries is not None:  # for this run only: the saved experiment keeps its own
             exp = exp.replace(trial=dataclasses.replace(exp.trial, retries=retries))
-        return _drive(exp, out, recs, data, address, verbose, progress, csv, _faults)
+        n_noise = min(exp.noise.models, len(recs)) * exp.noise.repeats
+        with Driver(exp, out, data, total=len(recs) + n_noise, address=address, verbose=verbose,
+                    progress=progress, csv=csv, faults=_faults) as d:
+            todo = d.todo([{"sample": r, "repeat": 0} for r in recs])
+            if todo:
+                d.fit(todo)
+            if n_noise:
+                points = _noise_points(exp, out, recs, d.results)
+                d.set_total(len(recs) + len(points))
+                todo = d.todo(points)
+                if todo:
+                    d.fit(todo)
+        return out
     finally:
-        if lock is not None:
-            lock.release()
-
-
-def _drive(exp, out, recs, data, address, verbose, progress, csv, faults) -> Path:
-    from .progress import Progress
-    from .trial import context
-
-    results = ResultsLog(out / JSONL)
-    n_noise = min(exp.noise.models, len(recs)) * exp.noise.repeats
-    counts = Counts(total=len(recs) + n_noise, done=len(results.keys),
-                    failed=sum(r.get("status") != "ok" for r in results.rows))
-    prior = _checkpoints(out)
-    todo = _todo([{"sample": r, "repeat": 0} for r in recs], results, prior)
-    if todo or counts.done < counts.total:
-        ray_start(address, verbose)
-        check_resources(exp.trial.cpus, exp.trial.gpus, local=address is None)
-    bar = Progress(counts.total, f"{exp.name} trials", every=15.0, enabled=progress, initial=counts.done)
-    stop: dict = {}
-
-    def update(force: bool = False) -> None:
-        _write_status(out, counts, "running")
-        bar.update(counts.done, counts.text(), force=force)
-
-    ctx = context(exp, data)
-    cb = _callback(results, counts, ctx, out / ERRORS, update, stop, verbose,
-                   _pruner(out, results, exp.trial.keep_best) if exp.trial.keep_weights else None)
-    state = "finished"
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def on_signal(signum, frame):
-        stop["signal"] = signal.Signals(signum).name
-        raise KeyboardInterrupt
-
-    try:
-        for sig in previous:
-            signal.signal(sig, on_signal)
-        update(force=True)
-        if todo:
-            _fit(exp, out, todo, data, cb, faults)
-        if n_noise and not stop:
-            points = _noise_points(exp, out, recs, results)
-            counts.total = len(recs) + len(points)
-            bar.set_total(counts.total)
-            extra = _todo(points, results, prior)
-            if extra:
-                _fit(exp, out, extra, data, cb, faults)
-    except KeyboardInterrupt:
-        stop.setdefault("signal", "SIGINT")
-    except Exception:
-        if "error" not in stop:
-            raise
-    finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
-        counts.running = 0
-        if "signal" in stop:
-            state = "interrupted"
-        elif "error" in stop:
-            state = "failed"
-        elif counts.done < counts.total:
-            state = "incomplete"
-        _write_status(out, counts, state)
-        bar.update(counts.done, counts.text())
-        bar.close()
-        try:
-            finalize(out, csv)
-        except DseError as e:
-            stop.setdefault("error", e)
-    if "error" in stop:
-        raise DseError(f"{stop['error']}; the {counts.done} rows written before are kept in {out / JSONL}")
-    if "signal" in stop:
-        raise Interrupted(out, counts.done, counts.total, stop["signal"])
-    return out
-
-
-def _todo(points: list[dict], results: ResultsLog, prior: dict) -> list[dict]:
-    """The points still to train: not in the table; with the checkpoint an earlier run left for them."""
-    out = []
-    for p in points:
-        k = planning.key(p["sample"]["id"], p["repeat"])
-        if k not in results:
-            name = p["sample"]["id"] + (f"-r{p['repeat']}" if p["repeat"] else "")
-            out.append({**p, "resume_from": prior.get(name)})
-    return out
+        lock.release()
 
 
 def _noise_points(exp: Experiment, out: Path, recs: list[dict], results: ResultsLog) -> list[dict]:

@@ -95,7 +95,7 @@ def run(config: dict, data=None) -> None:
     tr = complexity(cfg.net.replace(res=data.res, classes=data.classes))
     extra = dict(train_res=data.res, train_flops=tr.flops, train_params=tr.params,
                  resumed_at=int(state["epoch"]) if state else 0, node=_node(), seed=seed)
-    ctx = context(exp, data)
+    ctx = {**context(exp, data), **config.get("cols", {})}
     final = {}
 
     def on_epoch(m: dict, st: dict) -> None:
@@ -120,6 +120,8 @@ def run(config: dict, data=None) -> None:
                 wdir.mkdir(parents=True, exist_ok=True)
                 save_weights(wdir / f"{cfg.id}.pt", rec, model.state_dict())
         eps = res["epochs"]
+        if eps:
+            extra["stopped_early"] = False
         if res["error"] is not None and eps:
             step = sum(exp.train.batch_size / e["ips"] for e in eps if e["ips"]) / len(eps)  # seconds per step
             extra.update(step_time=step, reward=reward(res["error"], step, tr.params, exp.reward))
@@ -127,4 +129,5 @@ def run(config: dict, data=None) -> None:
         reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
         tune.report({"final": True, "row": json.dumps(row(rec, repeat, ctx, None, reason, **extra))})
         raise
-    tune.report({"final": True, "row": json.dumps(row(rec, repeat, ctx, res, **extra))})
+    last = {"epoch": len(res["epochs"]), "val_error": res["error"]} if res["error"] is not None else {}
+    tune.report({"final": True, "row": json.dumps(row(rec, repeat, ctx, res, **extra)), **last})

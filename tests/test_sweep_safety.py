@@ -96,7 +96,7 @@ def test_grow_trains_only_the_new_samples_and_a_stale_lock_does_not_block(tmp_pa
     rows = read_rows(out / "results.jsonl")
     plan = [r["id"] for r in read_rows(out / "plan.jsonl")]
     assert rows[:2] == before  # the first rows are untouched
-    assert plan[:2] == [r["id"] for r in before] and len(plan) == 4
+    assert sorted(plan[:2]) == sorted(r["id"] for r in before) and len(plan) == 4  # rows come in finish order
     assert plan == [s.id for s in dse.sample("anynetx_a", 4, flops=(None, 40e6), seed=0)]  # the first n stay the first
     assert sorted(r["id"] for r in rows) == sorted(plan)
     assert yaml.safe_load((out / "experiment.yaml").read_text())["n"] == 4
