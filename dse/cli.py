@@ -157,13 +157,13 @@ def cmd_sample(a) -> int:
     return 0
 
 
-def _experiment(a):
-    """The experiment file with the command line's overrides (--data-path, --data, --cpus)."""
+def _experiment(a, extra: dict | None = None):
+    """The experiment file with the command line's overrides (--data-path, --data, --cpus, and `extra`)."""
     from .experiment import load
 
     over = {k: v for k, v in (("data.path", getattr(a, "data_path", None)), ("data.name", getattr(a, "data", None)),
                               ("trial.cpus", getattr(a, "cpus", None))) if v is not None}
-    exp = load(a.experiment, over)
+    exp = load(a.experiment, {**over, **(extra or {})})
     if exp.data.name != "digits" and not exp.data.path:
         raise DseError(f"{a.experiment}: data set '{exp.data.name}' needs a path: pass --data-path DIR")
     return exp
@@ -236,6 +236,45 @@ def cmd_export(a) -> int:
         check_new(a.output, a.force)
     path = export(a.run, id=a.id, best=a.best, out=a.output, force=a.force)
     print(f"wrote {path} (load it with dse.load_model)")
+    return 0
+
+
+def cmd_search(a) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from .experiment import Search, saved
+    from .search import search
+    from .sweep import Interrupted
+
+    given = {k: getattr(a, k) for k in ("budget", "scheduler", "searcher", "grace", "reduction")
+             if getattr(a, k) is not None}
+    exp = _experiment(a, {"search": {}} if not given else {f"search.{k}": v for k, v in given.items()})
+    if a.space:
+        exp = exp.replace(spaces=(a.space,))
+    base = exp.search or Search()
+    name = f"{given.get('searcher', base.searcher)}_{given.get('scheduler', base.scheduler)}"
+    out = Path(a.out or f"runs/{exp.name}_{name}")
+    if a.resume and (out / "experiment.yaml").exists() and saved(out).search is not None:
+        base = saved(out).search  # flags left out keep the saved search's values
+    exp = exp.replace(search=dataclasses.replace(base, **given))
+    try:
+        search(exp, out, address=a.address, resume=a.resume, verbose=a.verbose, csv=a.csv)
+    except Interrupted as e:
+        return _interrupted(a, e, f"dse search {a.experiment} --out {out} --resume")
+    from .analysis.table import best
+    from .results import load_results
+
+    df = load_results(out)
+    n, stopped = len(df), int((df["status"] == "stopped").sum())
+    done = f"{n} trials ({stopped} stopped early, {n - stopped - int((df['status'] == 'ok').sum())} failed)"
+    try:
+        top = best(df, 1)
+    except DseError:
+        print(f"no model completed its training in {done}: raise --budget or use --scheduler none")
+        return 0
+    print(f"best: {top['id'].iloc[0]} ({top['space'].iloc[0]}) error {top['error'].iloc[0]:.2f}% after {done}; "
+          f"export it with: dse export {out} --best")
     return 0
 
 
@@ -552,6 +591,22 @@ def build_parser() -> Parser:
     s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
     s.add_argument("--data-path", help="data set folder (CIFAR, ImageFolder)")
     s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("search", help="the best model of one space inside its band: random or TPE, ASHA, a budget")
+    s.add_argument("experiment", help="an experiments/*.yaml file (one space and a band; an optional search: section)")
+    s.add_argument("--budget", help="trials (e.g. 32) or wall time (90s, 10m, 2h)")
+    s.add_argument("--scheduler", choices=["asha", "none"], help="ASHA early stopping (default) or none")
+    s.add_argument("--searcher", choices=["random", "tpe"], help="band samples at random (default) or Optuna's TPE")
+    s.add_argument("--grace", type=_ranged(int, 1, 10_000), help="ASHA grace period in epochs (default 30%% of them)")
+    s.add_argument("--reduction", type=_ranged(float, 1.01, 100), help="ASHA reduction factor (default 3)")
+    s.add_argument("--space", help="the space to search, when the experiment names several")
+    s.add_argument("--out", help="folder (default runs/<name>_<searcher>_<scheduler>)")
+    s.add_argument("--resume", action="store_true", help="continue a stopped search (or grow its budget)")
+    s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
+    s.add_argument("--data-path", help="data set folder (CIFAR, ImageFolder)")
+    s.add_argument("--cpus", type=_ranged(float, 0.01, 1024), help="CPUs per trial (also its torch threads)")
+    s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
+    s.set_defaults(fn=cmd_search)
 
     s = sub.add_parser("fixres", help="errors of trained models at several test resolutions (FixRes)")
     s.add_argument("run", help="a sweep folder run with trial.keep_weights, or one weights/<id>.pt file")

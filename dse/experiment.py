@@ -268,8 +268,61 @@ class Grid:
         ])
 
 
+def parse_budget(v) -> tuple[str, float]:
+    """A search budget: N trials (an integer) or wall time ('90s', '10m', '1.5h') -> ('trials', N) / ('seconds', s)."""
+    if _int(v) and v >= 1:
+        return "trials", v
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|m|min|h)\s*", str(v)) if not isinstance(v, bool) else None
+    if m:
+        secs = float(m.group(1)) * {"s": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+        if secs > 0:
+            return "seconds", secs
+    if isinstance(v, str) and v.strip().isdigit() and int(v) >= 1:
+        return "trials", int(v)
+    raise DseError(f"search.budget: must be a number of trials (e.g. 32) or a time (e.g. 90s, 10m, 2h), got {v!r}")
+
+
+@dataclass(frozen=True)
+class Search:
+    """`dse search`: the budget (trials or wall time), the scheduler (ASHA or none), the searcher (random draws from
+    the band sampler, or Optuna's TPE), ASHA's grace period (epochs; null: from the recipe, see dse.search) and
+    reduction factor, and caps on trials (for time budgets) and on band refusals per suggestion."""
+
+    budget: int | str = 32
+    scheduler: str = "asha"
+    searcher: str = "random"
+    grace: int | None = None
+    reduction: float = 3
+    max_trials: int = 1000
+    max_refused: int = 2000
+
+    def __post_init__(self):
+        parse_budget(self.budget)
+        _check("search", [
+            ("scheduler", self.scheduler, self.scheduler in ("asha", "none"), "asha or none"),
+            ("searcher", self.searcher, self.searcher in ("random", "tpe"), "random or tpe"),
+            ("grace", self.grace, self.grace is None or (_int(self.grace) and self.grace >= 1),
+             "a positive number of epochs, or null"),
+            ("reduction", self.reduction, _num(self.reduction) and 1 < self.reduction <= 100, "a number in (1, 100]"),
+            ("max_trials", self.max_trials, _int(self.max_trials) and 1 <= self.max_trials <= 100_000,
+             "an integer in 1..100000"),
+            ("max_refused", self.max_refused, _int(self.max_refused) and self.max_refused >= 1, "a positive integer"),
+        ])
+
+    @property
+    def trials(self) -> int:
+        """The number of trials to run: the budget, or max_trials under a time budget."""
+        kind, v = parse_budget(self.budget)
+        return int(v) if kind == "trials" else self.max_trials
+
+    @property
+    def seconds(self) -> float | None:
+        kind, v = parse_budget(self.budget)
+        return v if kind == "seconds" else None
+
+
 SECTIONS = {"data": DataSpec, "train": Recipe, "trial": Trial, "progressive": Progressive, "noise": Noise,
-            "reward": Reward, "grid": Grid}
+            "reward": Reward, "grid": Grid, "search": Search}
 KEYS = ("name", "doc", "spaces", "n", "seed", "flops", "params", "acts", "samples", *SECTIONS)
 
 
@@ -290,6 +343,7 @@ class Experiment:
     noise: Noise = Noise()
     reward: Reward = Reward()
     grid: Grid | None = None
+    search: Search | None = None
     doc: str = ""
 
     @property
@@ -329,6 +383,8 @@ def parse(d: dict, path: str = "<experiment>", overrides: dict | None = None) ->
         head, _, tail = k.partition(".")
         if tail:
             d[head] = {**(d.get(head) or {}), tail: v}
+        elif isinstance(v, dict) and isinstance(d.get(head), dict):
+            d[head] = {**d[head], **v}  # a section given as a mapping adds to the file's
         else:
             d[head] = v
     for k in d:
@@ -356,7 +412,7 @@ def _parse(d: dict, path: str) -> Experiment:
     if not spaces and not samples and not grid:
         raise DseError("spaces: give a list of spaces (with n and a band), a samples file, or a grid")
     n = d.get("n", 0)
-    if spaces and not samples and not grid and not (_int(n) and 1 <= n <= MAX_N):
+    if spaces and not samples and not grid and not sec["search"] and not (_int(n) and 1 <= n <= MAX_N):
         raise DseError(f"n: must be an integer in 1..{MAX_N}, got {n!r}")
     if n is not None and not (_int(n) and 0 <= n <= MAX_N):
         raise DseError(f"n: must be an integer in 0..{MAX_N}, got {n!r}")
@@ -375,7 +431,7 @@ def _parse(d: dict, path: str) -> Experiment:
     return Experiment(name=name, spaces=tuple(spaces), n=int(n or 0), seed=seed, bands=bands, samples=samples,
                       data=sec["data"] or DataSpec(), train=sec["train"] or Recipe(), trial=sec["trial"] or Trial(),
                       progressive=sec["progressive"], noise=sec["noise"] or Noise(), reward=sec["reward"] or Reward(),
-                      grid=grid, doc=str(doc))
+                      grid=grid, search=sec["search"], doc=str(doc))
 
 
 def read_yaml(path: str | Path) -> dict:

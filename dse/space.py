@@ -226,7 +226,7 @@ class Samples:
         return "\n".join(lines)
 
 
-def _distance(cx: Cx, bands: dict) -> float:
+def distance(cx: Cx, bands: dict) -> float:
     """How far outside the bands a complexity is (max log-ratio; 0 inside)."""
     worst = 0.0
     for m, (lo, hi) in bands.items():
@@ -238,7 +238,7 @@ def _distance(cx: Cx, bands: dict) -> float:
     return worst
 
 
-def _inside(cx: Cx, bands: dict) -> bool:
+def inside(cx: Cx, bands: dict) -> bool:
     return all((lo is None or getattr(cx, m) >= lo) and (hi is None or getattr(cx, m) <= hi)
                for m, (lo, hi) in bands.items())
 
@@ -253,12 +253,12 @@ def _chunk(space: Space, seed: int, i: int, size: int, bands: dict):
             out.append(None)
             continue
         cx = complexity(net)
-        if _inside(cx, bands):
+        if inside(cx, bands):
             cfg = Config(space=space.name, params=tuple(p.items()), net=net)
             out.append(Sample(cfg, cx))
         else:
             out.append(None)
-            dist = _distance(cx, bands)
+            dist = distance(cx, bands)
             if dist < best[0]:
                 best = (dist, cx)
     return out, best

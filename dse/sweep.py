@@ -82,14 +82,27 @@ def prepare(exp: Experiment, out: Path, resume: bool, make_plan=planning.plan) -
     if exp is None or exp.to_dict() == old.to_dict():
         return old, recs
     keys = diff(old, exp)
-    if keys == ["n"] and exp.n > old.n and exp.spaces and not exp.samples and not exp.grid:
+    if keys and set(keys) <= {"n", "search.budget"} and _grows(old, exp) and not exp.samples and not exp.grid:
         have = {r["id"] for r in recs}
         new = make_plan(exp)  # per space, the first old.n samples of n are the old ones (same seed, band)
         if not have <= {r["id"] for r in new}:
-            raise DseError(f"{out}: cannot grow the sweep: its saved samples are not the first {old.n} of n={exp.n}")
+            raise DseError(f"{out}: cannot grow the sweep: its saved samples are not the first {len(recs)} of the "
+                           "new plan")
         return exp, recs + [r for r in new if r["id"] not in have]  # the old plan stays its prefix
     raise DseError(f"{out}: holds a different experiment ({', '.join(keys)} differ); continue it with the saved "
-                   f"{out / EXP}, or pick a new --out (only a larger n can grow a sweep)")
+                   f"{out / EXP}, or pick a new --out (only a larger n, or a larger search budget, grows a run)")
+
+
+def _grows(old: Experiment, new: Experiment) -> bool:
+    """True when new only asks for more: a larger n, or a larger search budget of the same kind."""
+    from .experiment import parse_budget
+
+    if new.n < old.n:
+        return False
+    if old.search is None or new.search is None:
+        return old.search == new.search
+    (ka, a), (kb, b) = parse_budget(old.search.budget), parse_budget(new.search.budget)
+    return ka == kb and b >= a
 
 
 def _check_data(exp: Experiment, recs: list[dict]):
@@ -140,7 +153,7 @@ def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, upda
             if r is None:
                 rep = point.get("repeat", 0)
                 r = row(point["sample"], rep, ctx, None, _last_line(text),
-                        seed=planning.trial_seed(seed, point["sample"]["id"], rep))
+                        seed=planning.trial_seed(seed, point["sample"]["id"], rep), **point.get("cols", {}))
                 if not failed and curve:  # stopped by the scheduler after len(curve) epochs
                     r.update(status="stopped", reason=f"stopped early after epoch {len(curve)}", error=curve[-1],
                              best_error=min(curve), errors=curve, epochs=len(curve), stopped_early=True,
@@ -276,7 +289,7 @@ class Driver:
                 if planning.key(p["sample"]["id"], p.get("repeat", 0)) not in self.results]
 
     def fit(self, points: list[dict] | None = None, *, search_alg=None, scheduler=None, num_samples: int = 1,
-            time_budget_s: float | None = None, metric: str | None = None, mode: str | None = None) -> None:
+            time_budget_s: float | None = None) -> None:
         """One Ray Tune run: a grid over `points`, or `num_samples` trials suggested by `search_alg`."""
         from ray import tune
 
@@ -299,8 +312,7 @@ class Driver:
             param_space=space,
             tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=_dirname,
                                         trial_name_creator=_dirname, search_alg=search_alg, scheduler=scheduler,
-                                        num_samples=num_samples, time_budget_s=time_budget_s, metric=metric,
-                                        mode=mode),
+                                        num_samples=num_samples, time_budget_s=time_budget_s),
             run_config=tune.RunConfig(
                 name=f"run-{(runs[-1] + 1) if runs else 0}", storage_path=str(out / "ray"), verbose=0,
                 callbacks=[self.callback], failure_config=tune.FailureConfig(max_failures=exp.trial.retries),

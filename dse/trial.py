@@ -69,8 +69,9 @@ def run(config: dict, data=None) -> None:
     import torch
     from ray import tune
 
-    from .fixres import errors_at, save_weights
+    from .fixres import errors_at
     from .models import build
+    from .models.export import save_weights
     from .train import train
 
     exp: Experiment = config["exp"]
@@ -94,12 +95,14 @@ def run(config: dict, data=None) -> None:
 
     tr = complexity(cfg.net.replace(res=data.res, classes=data.classes))
     extra = dict(train_res=data.res, train_flops=tr.flops, train_params=tr.params,
-                 resumed_at=int(state["epoch"]) if state else 0, node=_node(), seed=seed)
+                 resumed_at=int(state["epoch"]) if state else 0, node=_node(), seed=seed, **point.get("cols", {}))
     ctx = {**context(exp, data), **config.get("cols", {})}
     final = {}
 
     def on_epoch(m: dict, st: dict) -> None:
         final["model"] = st["model"]
+        if m["epoch"] == exp.train.epochs:
+            return  # the last epoch is reported once, with the row (a scheduler must not stop a finished trial)
         with tempfile.TemporaryDirectory() as d:
             torch.save(st, Path(d) / "state.pt")
             tune.report({"epoch": m["epoch"], "val_error": m["val_error"], "final": False},
@@ -118,7 +121,7 @@ def run(config: dict, data=None) -> None:
             if keep:
                 wdir = Path(config["weights_dir"])
                 wdir.mkdir(parents=True, exist_ok=True)
-                save_weights(wdir / f"{cfg.id}.pt", rec, model.state_dict())
+                save_weights(wdir / f"{cfg.id}.pt", rec, model.state_dict(), net=kw)
         eps = res["epochs"]
         if eps:
             extra["stopped_early"] = False

@@ -188,5 +188,5 @@ def test_resume_with_an_edited_experiment_names_the_keys(tmp_path):
     (run / "experiment.yaml").write_text(yaml.safe_dump(exp.to_dict()))
     with pytest.raises(DseError, match=r"holds a different experiment \(seed, train.epochs differ\)"):
         dse.sweep(parse(seed=1, train={"epochs": 2}), run, resume=True, progress=False)
-    with pytest.raises(DseError, match="only a larger n can grow"):
+    with pytest.raises(DseError, match="only a larger n, or a larger search budget, grows a run"):
         dse.sweep(parse(n=1), run, resume=True, progress=False)
