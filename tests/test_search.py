@@ -172,3 +172,17 @@ def test_search_interrupt_then_resume(tmp_path):
     rows = read_rows(out / "results.jsonl")
     assert len(rows) == 6 and len({x["key"] for x in rows}) == 6
     assert "best:" in r.stdout
+
+
+def test_search_curves_by_hand():
+    import pandas as pd
+
+    from dse.analysis.plots import search_curves
+
+    df = pd.DataFrame({"id": list("abcd"), "searcher": "tpe", "scheduler": "asha", "repeat": 0,
+                       "status": ["stopped", "ok", "ok", "stopped"], "error": [90.0, 50.0, 60.0, 10.0],
+                       "epochs": [1, 10, 10, 3], "wall": [1.0, 9.0, 8.0, 2.0]})
+    c = search_curves(df)
+    assert c["epochs"].tolist() == [1, 11, 21, 24] and c["seconds"].tolist() == [1.0, 10.0, 18.0, 20.0]
+    # a stopped trial's 10% is not a completed model: the best stays 50
+    assert c["best"].isna().tolist() == [True, False, False, False] and c["best"].tolist()[1:] == [50.0, 50.0, 50.0]

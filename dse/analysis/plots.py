@@ -374,6 +374,49 @@ def fits_figure(fits: pd.DataFrame, metric: str = "error") -> Figure:
     return fig
 
 
+# ---------------------------------------------------------------- searches
+
+def search_curves(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
+    """Per search (run/searcher/scheduler) and trial in finish order: cumulative trial-epochs and trial-seconds spent,
+    and the best metric among the trials completed so far (stopped trials cost compute but complete no model)."""
+    if "searcher" not in df.columns:
+        raise DseError("not a search: the table has no 'searcher' column (run dse search)")
+    asc = ascending(metric)
+    t = df[df["repeat"].fillna(0) == 0] if "repeat" in df.columns else df
+    keys = [c for c in ("run", "searcher", "scheduler") if c in t.columns]
+    parts = []
+    for k, g in t.groupby(keys, sort=True):
+        v = pd.to_numeric(g[metric], errors="coerce").where(g["status"] == "ok").to_numpy(dtype=float)
+        fill = np.inf if asc else -np.inf
+        acc = np.fmin.accumulate if asc else np.fmax.accumulate
+        bestv = acc(np.where(np.isnan(v), fill, v))
+        parts.append(pd.DataFrame({
+            "search": "/".join(map(str, k if isinstance(k, tuple) else (k,))), "trial": np.arange(1, len(g) + 1),
+            "epochs": np.cumsum(pd.to_numeric(g.get("epochs"), errors="coerce").fillna(0).to_numpy()),
+            "seconds": np.cumsum(pd.to_numeric(g.get("wall"), errors="coerce").fillna(0).to_numpy()),
+            "best": np.where(np.isfinite(bestv), bestv, np.nan)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def search_figure(df: pd.DataFrame, metric: str = "error") -> Figure:
+    """Best completed metric against the compute spent (trial-epochs, trial-seconds), one line per search."""
+    c = search_curves(df, metric)
+    with rc_context(STYLE):
+        fig = Figure(figsize=(9.6, 3.6), layout="constrained")
+        axs = fig.subplots(1, 2, sharey=True)
+        for i, (name, g) in enumerate(c.groupby("search", sort=True)):
+            n = len(g)
+            for ax, x in zip(axs, ("epochs", "seconds")):
+                ax.step(g[x], g["best"], where="post", color=f"C{i % 10}", label=f"{name} ({n} trials)")
+        axs[0].set_xlabel("compute spent (trial-epochs)")
+        axs[1].set_xlabel("compute spent (trial-seconds)")
+        axs[0].set_ylabel(f"best {_metric_label(metric)} so far")
+        axs[0].legend(loc="best")
+        fig.suptitle(f"search progress: best completed model against compute ({'lower' if ascending(metric) else 'higher'}"
+                     " is better; stopped trials count as compute)")
+    return fig
+
+
 # ---------------------------------------------------------------- output
 
 def save(fig: Figure, path, force: bool = False) -> Path:

@@ -279,6 +279,9 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     if not grid:
         body += [_section("Quantized-linear width fits", lambda: _fits(df, metric, top)),
                  _section("Constraint discovery (dse refine), per space", lambda: _refine(df, metric, nz.noise))]
+    if "searcher" in df.columns:
+        body.insert(3, _section("Search: best model against compute spent, per searcher",
+                                lambda: _png(plots.search_figure(df, metric=metric))))
     body.append(_section("Low-epoch validity: Spearman of each epoch's error with the final error",
                          lambda: _table(epoch_rank(df), 3)))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
