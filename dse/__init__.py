@@ -6,10 +6,11 @@ from .errors import DseError
 from .space import Sample, Samples, Space, load, sample
 from .spec import list_spaces
 from .models.zoo import list_models
-from . import experiment, status  # noqa: E402  (modules used as dse.experiment.load, dse.status.status)
+from . import experiment, plan, status  # modules: dse.experiment.load, dse.plan.plan, dse.status.status
 from .results import load_results
 from .sweep import sweep
 from .pipeline import run
+from . import search  # the module: dse.search.search(exp, out) (imports Ray and Optuna only when called)
 
 __version__ = "0.1.0"
 
@@ -39,4 +40,4 @@ def load_model(path, **override):
 
 __all__ = ["Config", "Cx", "DseError", "Net", "Sample", "Samples", "Space", "Stage", "build", "complexity",
            "count", "create_model", "describe", "list_models", "list_spaces", "load", "load_model", "load_results",
-           "run", "sample", "sweep"]
+           "run", "sample", "sweep", "experiment", "plan", "search", "status"]

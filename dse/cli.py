@@ -151,8 +151,8 @@ def cmd_sample(a) -> int:
         write_atomic(a.output, res.to_jsonl(), force=a.force)
     if not a.quiet:
         where = (f"\nwrote {len(res)} samples to {a.output}" if a.output not in (None, "-") else
-                 "" if a.output == "-" else f"\nnot written: no -o given (add -o FILE, or -o - for JSON Lines on "
-                                            "stdout)")
+                 "" if a.output == "-" else "\nnot written: no -o given (add -o FILE, or -o - for JSON Lines on "
+                                           "stdout)")
         print(res.summary() + where, file=out)
     return 0
 

@@ -343,11 +343,7 @@ def fit_results(df: pd.DataFrame, top: int | None = None, metric: str = "error",
 def fit_summary(fits: pd.DataFrame, metric: str = "error", k: int | None = None) -> pd.Series:
     """Sec. 3.3 of Radosavovic et al. 2020 on a sweep: Spearman(e_fit, metric), median e_fit of the top k vs the rest,
     and the quartiles of the fitted w0, wa, wm among the top k (k defaults to the best 10%, at least 1)."""
-    import warnings
-
-    from scipy.stats import spearmanr
-
-    from dse.analysis.table import best
+    from dse.analysis.table import best, spearman
 
     t = best(fits, None, metric)
     n = len(t)
@@ -356,12 +352,7 @@ def fit_summary(fits: pd.DataFrame, metric: str = "error", k: int | None = None)
         raise DseError(f"top K must be a positive integer, got {k!r}")
     k = min(int(k), n)
     e, m = t["e_fit"].to_numpy(dtype=float), t[metric].to_numpy(dtype=float)
-    rho = p = math.nan
-    if n >= 2:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN
-            r = spearmanr(e, m)
-        rho, p = float(r.statistic), float(r.pvalue)
+    rho, p = spearman(e, m)
     out = {"n": n, "k": k, "rho": rho, "p": p, "e_fit_top": float(np.median(e[:k])),
            "e_fit_rest": float(np.median(e[k:])) if n > k else math.nan}
     for c in ("w0", "wa", "wm"):

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
-from dse.analysis.table import finished
+from dse.analysis.table import finished, spearman
 from dse.errors import DseError
 
 
@@ -20,16 +18,6 @@ def _errors(v, rid) -> np.ndarray:
         return np.asarray(v, dtype=float).ravel()
     except (TypeError, ValueError):
         raise DseError(f"row {rid!r}: 'errors' must be a list of numbers") from None
-
-
-def _rho(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Spearman (rho, p) of x and y; NaN for fewer than 2 pairs or constant input."""
-    if x.size < 2:
-        return math.nan, math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN
-        r = spearmanr(x, y)
-    return float(r.statistic), float(r.pvalue)
 
 
 def epoch_rank(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
@@ -50,7 +38,7 @@ def epoch_rank(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
         for k in range(max((errs[i].size for i in idx), default=0)):
             ix = [i for i in idx if errs[i].size > k and np.isfinite(errs[i][k])]
             x = np.array([errs[i][k] for i in ix])
-            rho, p = _rho(x, final[ix])
+            rho, p = spearman(x, final[ix])
             rows.append({"space": name, "epoch": k + 1, "n": len(ix), "rho": rho, "p": p})
     if not rows:
         raise DseError("no per-epoch errors: every finished row has an empty 'errors' list")

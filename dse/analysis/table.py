@@ -150,3 +150,19 @@ def by_run_and_space(df: pd.DataFrame) -> pd.DataFrame:
     if "run" not in df.columns or "space" not in df.columns or df.groupby("space")["run"].nunique().max() <= 1:
         return df
     return df.assign(space=df["run"].astype(str) + "/" + df["space"].astype(str))
+
+
+def spearman(x, y) -> tuple[float, float]:
+    """Spearman (rho, p) of x and y; NaN for fewer than 2 pairs or constant input (scipy's warning silenced)."""
+    import math
+    import warnings
+
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size < 2:
+        return math.nan, math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN
+        r = spearmanr(x, y)
+    return float(r.statistic), float(r.pvalue)
