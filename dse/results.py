@@ -150,16 +150,34 @@ def finalize(out: str | Path, csv: bool = False) -> Path | None:
     df = rows_frame(rows)
     import io
 
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    nested = [c for c in df.columns if df[c].map(_has_dict).any()]  # mappings differ by family: JSON text
+    table = pa.Table.from_pandas(_as_json(df, nested), preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), JSON_META: json.dumps(nested).encode()})
     buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
+    pq.write_table(table, buf)
     write_atomic(out / PARQUET, buf.getvalue(), force=True)
     if csv:
-        flat = df.copy()
-        for c in flat.columns:
-            if flat[c].map(lambda v: isinstance(v, (list, dict))).any():
-                flat[c] = flat[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
-        write_atomic(out / "results.csv", flat.to_csv(index=False), force=True)
+        lists = [c for c in df.columns if df[c].map(lambda v: isinstance(v, (list, dict))).any()]
+        write_atomic(out / "results.csv", _as_json(df, lists).to_csv(index=False), force=True)
     return out / PARQUET
+
+
+JSON_META = b"dse.json_columns"
+
+
+def _has_dict(v) -> bool:
+    return isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, dict) for x in v))
+
+
+def _as_json(df, cols):
+    """df with the given columns' list and dict cells as JSON text."""
+    out = df.copy()
+    for c in cols:
+        out[c] = out[c].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v)
+    return out
 
 
 def rows_frame(rows: list[dict]):
@@ -172,11 +190,12 @@ def rows_frame(rows: list[dict]):
     return df[first + [c for c in df.columns if c not in first]]
 
 
-def _decode_cells(df, path: Path):
-    """The list and dict cells that finalize(csv=True) wrote as JSON text, decoded (so CSV loads like JSON Lines)."""
+def _decode_cells(df, path: Path, cols=None):
+    """The list and dict cells that finalize wrote as JSON text (in `cols`, or any text cell starting with [ or { in
+    a CSV) decoded, so Parquet and CSV load like JSON Lines."""
     import pandas as pd
 
-    for c in df.columns:
+    for c in df.columns if cols is None else cols:
         if not (df[c].dtype == object or pd.api.types.is_string_dtype(df[c])):
             continue
         txt = df[c].map(lambda v: isinstance(v, str) and v[:1] in "[{")
@@ -205,7 +224,11 @@ def load_results(path: str | Path):
         raise DseError(f"{p}: no such results file or sweep folder")
     try:
         if p.suffix == ".parquet":
-            df = pd.read_parquet(p)
+            import pyarrow.parquet as pq
+
+            t = pq.read_table(p)
+            cols = json.loads((t.schema.metadata or {}).get(JSON_META, b"[]"))
+            df = _decode_cells(t.to_pandas(), p, cols)
         elif p.suffix == ".csv":
             df = _decode_cells(pd.read_csv(p), p)
         else:

@@ -131,9 +131,11 @@ def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, upda
 
         def __init__(self):
             self.curves: dict[str, list] = {}  # per Ray trial: the val errors reported so far (for stopped trials)
+            self.running: set[str] = set()
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            counts.running = sum(t.status == "RUNNING" for t in trials)
+            self.running.add(trial.trial_id)
+            counts.running = len(self.running)
             update()
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -141,7 +143,8 @@ def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, upda
                 self.curves.setdefault(trial.trial_id, []).append(float(result["val_error"]))
 
         def _record(self, trial, failed: bool, trials=()):
-            counts.running = max(0, sum(t.status == "RUNNING" for t in trials if t is not trial))
+            self.running.discard(trial.trial_id)
+            counts.running = len(self.running)
             res = trial.last_result or {}
             point = trial.config["point"]
             r = json.loads(res["row"]) if res.get("row") else None
@@ -349,6 +352,9 @@ class Driver:
             finalize(self.out, self.csv)
         except DseError as e:
             self.stop.setdefault("error", e)
+        except Exception as e:  # the export only: results.jsonl stays the truth
+            self.stop.setdefault("error", DseError(f"{self.out}: cannot write results.parquet ({type(e).__name__}: "
+                                                   f"{str(e).splitlines()[0][:200] if str(e) else ''})"))
         if "error" in self.stop:
             raise DseError(f"{self.stop['error']}; the {c.done} rows written before are kept in "
                            f"{self.out / JSONL}") from None

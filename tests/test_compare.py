@@ -177,3 +177,15 @@ def test_cli_json_and_text(run_cli, tmp_path):
                       (("--space", "zzz"), "zzz")]:
         code, out, err = run_cli("compare", p, *args)
         assert code == 1 and out == "" and msg in err and err.count("\n") == 1
+
+
+def test_equal_means_but_different_edfs_are_named():
+    # 12 models at 5% and 8 at 60% (mean 27) against 20 models tightly around 27: the means agree, the EDFs do not
+    a = [5.0] * 12 + [60.0] * 8
+    b = list(27.0 + np.linspace(-2, 2, 20))
+    t = compare(two(a, b))
+    r = t.iloc[0]
+    assert r.ci_low < 0 < r.ci_high and r.ks_p < 0.05
+    assert "no difference in the mean detected at n = 20/20" in r.verdict
+    assert "the EDFs differ" in r.verdict and "anynetx_a is better at q25 and q50" in r.verdict
+    assert f"by {abs(r.d_q25):.1f} and {abs(r.d_q50):.1f} points" in r.verdict

@@ -12,7 +12,8 @@ from dse.analysis import plots
 from dse.analysis.fit import Fit, fit
 from dse.errors import DseError
 
-QUICK = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "quick_results.jsonl"
+QUICK = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "main_results.jsonl"
+OLD = Path(__file__).resolve().parent / "data" / "old_quick_results.jsonl"  # dse 0.1.0, 4 models per space
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -318,7 +319,7 @@ def test_cli_space_filter(run_cli, tmp_path, monkeypatch):
     seen = []
     save = plots.save
     monkeypatch.setattr(plots, "save", lambda fig, path, force=False: seen.append(fig) or save(fig, path, force))
-    code, _, err = run_cli("plot", "edf", QUICK, "--space", "anynetx_a", "-o", tmp_path / "x.svg")
+    code, _, err = run_cli("plot", "edf", OLD, "--space", "anynetx_a", "-o", tmp_path / "x.svg")
     assert code == 0, err
     texts = [t.get_text() for t in seen[0].axes[0].get_legend().get_texts()]
     assert len(texts) == 1 and texts[0].startswith("anynetx_a (n=4,")

@@ -9,7 +9,8 @@ import yaml
 import dse
 from dse.analysis.report import report_html
 
-QUICK = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "quick_results.jsonl"
+QUICK = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "main_results.jsonl"
+OLD = Path(__file__).resolve().parent / "data" / "old_quick_results.jsonl"  # dse 0.1.0, 4 models per space
 SECTIONS = ["Recipe", "Verdicts", "Noise floor", "Summary per space", "Error EDFs", "EDFs normalised by flops",
             "Kolmogorov-Smirnov", "design parameters", "Best and worst models", "Widths of the best",
             "Quantized-linear width fits", "Constraint discovery", "Low-epoch validity"]
@@ -36,6 +37,7 @@ def test_self_contained_images_are_real_pngs(page):
 
 def test_summary_numbers_match_numpy(page):
     df = dse.load_results(QUICK)
+    df = df[df["repeat"] == 0]  # one row per model: the noise repeats are not models
     summary = page[page.index("<h2>Summary per space</h2>"):]
     for space, g in df.groupby("space"):
         e = g["error"].to_numpy(dtype=float)
@@ -115,7 +117,7 @@ def test_run_then_run_again_continues_and_refreshes(tmp_path, run_cli):
 def test_same_space_from_two_runs_stays_apart(tmp_path, run_cli):
     for name in ("recipe_a", "recipe_b"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "results.jsonl").write_text(QUICK.read_text())
+        (tmp_path / name / "results.jsonl").write_text(OLD.read_text())
     out = tmp_path / "r.html"
     code, _, err = run_cli("report", tmp_path / "recipe_a", tmp_path / "recipe_b", "-o", out)
     assert code == 0, err
@@ -159,19 +161,20 @@ def test_recipe_header_from_row_columns_and_unknown_when_absent():
     assert r["n per space"] == "planned 12; finished: anynetx_a 12, anynetx_e 12"
     assert r["seeds"] == "1 per model; 2 models retrained with 3 seeds for the noise floor"
     assert (r["dse"], r["torch"]) == ("0.2.0", "2.13.0+cpu")
-    old = recipe(dse.load_results(QUICK)).iloc[0]  # a table from before the recipe columns: what it can say
+    old = recipe(dse.load_results(OLD)).iloc[0]  # a table from before the recipe columns: what it can say
     assert (old["experiment"], old["batch"], old["lr (at batch 128)"], old["band"]) == ("unknown",) * 4
     assert (old["epochs"], old["resolution"]) == ("6", "16 px")  # from the `epochs` and `train_res` columns
     assert old["seeds"] == "1 per model (no noise repeats)"
 
 
-def test_small_run_banner_and_terminal_lines(page):
+def test_small_run_banner_and_terminal_lines():
     import html
 
     from dse.analysis.compare import verdict_lines
 
+    page = report_html(dse.load_results(OLD), title="old quick")
     assert '<div class="banner">Too small for conclusions: 4 models in the smallest space' in page
-    for line in verdict_lines(dse.load_results(QUICK)):  # the same words as `dse run` and `dse compare`
+    for line in verdict_lines(dse.load_results(OLD)):  # the same words as `dse run` and `dse compare`
         assert f"<li>{html.escape(line)}</li>" in page
     assert "Widths of the best 4 models of each space" in page and "best 10" not in page
 
@@ -235,3 +238,8 @@ def test_efficientnet_grid_shows_alpha_beta_gamma_not_anynet_sections():
     assert "The metric against alpha, beta, gamma" in page
     for gone in ("Quantized-linear", "Constraint discovery", "design parameters"):
         assert gone not in page
+
+
+def test_the_shipped_main_job_is_not_called_too_small(page):
+    assert "Too small for conclusions" not in page and "TOO SMALL" not in page
+    assert "noise floor: median seed std" in page and "over 8 models x 3 seeds" in page

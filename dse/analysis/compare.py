@@ -16,9 +16,12 @@ The decision rule, in order:
      too narrow (on normal samples it covers the true difference about 86% of the time at 4 per side, 94% at 10) and
      one unlucky model moves a mean by a tenth of the spread or more, so the line says "too small for conclusions"
      whatever the interval shows.
-  2. no difference detected: the interval contains 0. The line adds how many models per side a standard two-sample
-     power calculation says would detect a given shift (n_needed: 80% power, two-sided alpha 0.05, the pooled std of
-     the two groups measured in this run; by default a 2-point shift for percentages, half a pooled std otherwise).
+  2. no difference (in the mean) detected: the interval contains 0. The line adds how many models per side a
+     standard two-sample power calculation says would detect a given shift (n_needed: 80% power, two-sided alpha
+     0.05, the pooled std of the two groups measured in this run; by default a 2-point shift for percentages, half a
+     pooled std otherwise), and, with enough models and an observed mean shift larger than that, the n that would
+     detect a shift of the observed size. When the KS test still finds the EDFs different (p < KS_ALPHA), the line
+     says so and names the group that is better at the q25 and q50 quantiles (the paper's reading of EDFs).
   3. better: the interval excludes 0; the better side follows the metric's direction (lower error, higher reward).
      When the noise floor was measured (the median per-model seed std, dse.analysis.noise) and |delta_mean| is below
      it, the line says the difference is smaller than the noise floor and is not a conclusion.
@@ -38,6 +41,7 @@ from dse.analysis.table import ascending, by_run_and_space, finished
 from dse.errors import DseError
 
 MIN_N = 10
+KS_ALPHA = 0.05  # a "no difference in the mean" line names EDFs that differ at this KS level
 SHIFT = 2.0  # points: the shift the power line speaks of, for percentage metrics
 QUANTILES = (0.1, 0.25, 0.5)
 COLUMNS = ["a", "b", "n_a", "n_b", "delta_mean", "ci_low", "ci_high", "d_q10", "d_q25", "d_q50", "ks", "ks_p",
@@ -101,12 +105,17 @@ def _p(p: float) -> str:
 
 def verdict(a: str, b: str, n_a: int, n_b: int, delta: float, lo: float, hi: float, ks_p: float, *, metric: str,
             floor: float = math.nan, n_req: float = math.nan, shift: float = SHIFT, min_n: int = MIN_N,
-            per: str = "space") -> str:
-    """The plain line of one comparison by the rule of the module doc (delta = a - b, [lo, hi] its interval)."""
+            per: str = "space", dq: tuple = (), n_obs: float = math.nan) -> str:
+    """The plain line of one comparison by the rule of the module doc (delta = a - b, [lo, hi] its interval;
+    dq: a - b at the EDF quantiles q25 and q50; n_obs: the n per side that would detect |delta| itself)."""
     u, f = units(metric), (lambda x: _num(x, metric))
     shift_txt = f"a {shift:g}-point shift" if u else f"a shift of {shift:.3g} (half a pooled std)"
     power = (f"about {int(n_req)} per {per} would detect {shift_txt}" if np.isfinite(n_req)
              else f"the spread is unknown, so the n that would detect {shift_txt} is too")
+    power_obs = power
+    if np.isfinite(n_obs) and np.isfinite(n_req) and abs(delta) > shift:
+        power_obs = (f"about {int(n_obs)} per {per} would detect a mean shift of this size "
+                     f"({f(delta).lstrip('+-')}{u}), {int(n_req)} {shift_txt}")
     excludes = lo > 0 or hi < 0
     a_better = (delta < 0) == ascending(metric)
     win, lose, nw, nl = (a, b, n_a, n_b) if a_better else (b, a, n_b, n_a)
@@ -119,8 +128,13 @@ def verdict(a: str, b: str, n_a: int, n_b: int, delta: float, lo: float, hi: flo
         return (f"{a} vs {b}: {small} at n = {n_a}/{n_b}, although {win} looks better: mean {f(dw)}{u} "
                 f"[{f(lw)}, {f(hw)}], KS p = {_p(ks_p)}; {power}")
     if not excludes:
-        return (f"{a} vs {b}: no difference detected at n = {n_a}/{n_b}: mean {f(delta)}{u} [{f(lo)}, {f(hi)}], "
-                f"KS p = {_p(ks_p)}; {power}")
+        edf = ""
+        if ks_p < KS_ALPHA and len(dq) == 2:  # the means do not settle it, but the distributions differ
+            low = b if (np.mean(dq) > 0) == ascending(metric) else a
+            edf = (f"; the EDFs differ (KS p = {_p(ks_p)}): {low} is better at q25 and q50 by "
+                   f"{abs(dq[0]):.1f} and {abs(dq[1]):.1f}{u}")
+        return (f"{a} vs {b}: no difference in the mean detected at n = {n_a}/{n_b}: mean {f(delta)}{u} "
+                f"[{f(lo)}, {f(hi)}]{edf or f', KS p = {_p(ks_p)}'}; {power_obs}")
     head = f"{win} is better than {lose}"
     tail = f"KS p = {_p(ks_p)}, n = {nw}/{nl}"
     if np.isfinite(floor) and abs(delta) < floor:
@@ -152,8 +166,10 @@ def compare(df: pd.DataFrame, by: str = "space", metric: str = "error", *, n_boo
             stat, p = ks(x, y)
             sd = pooled_std(x, y)
             sh = shift if shift is not None else (SHIFT if units(metric) else 0.5 * sd)
+            dq = tuple(float(v) for v in (qa - qb)[1:3])
             line = verdict(a, b, x.size, y.size, d, lo, hi, p, metric=metric, floor=floor, n_req=n_needed(sd, sh),
-                           shift=sh, min_n=min_n, per=by if by in ("space", "run") else "group")
+                           shift=sh, min_n=min_n, per=by if by in ("space", "run") else "group", dq=dq,
+                           n_obs=n_needed(sd, abs(d)))
             rows.append([a, b, int(x.size), int(y.size), d, lo, hi, *map(float, qa - qb), stat, p, line])
     return pd.DataFrame(rows, columns=COLUMNS)
 

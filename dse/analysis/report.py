@@ -90,8 +90,14 @@ def _band(b) -> str:
 
     if not isinstance(b, dict) or not b:
         return str(b)
-    return "; ".join(f"{k} {fmt(v[0]) if v[0] is not None else ''}-{fmt(v[1]) if v[1] is not None else ''}"
-                     if isinstance(v, (list, tuple)) and len(v) == 2 else f"{k} {v}" for k, v in b.items())
+
+    def one(k, v):
+        if not (isinstance(v, (list, tuple)) and len(v) == 2):
+            return f"{k} {v}"
+        lo, hi = v
+        return (f"{k} {fmt(lo)}-{fmt(hi)}" if lo is not None and hi is not None else
+                f"{k} \u2264 {fmt(hi)}" if hi is not None else f"{k} \u2265 {fmt(lo)}")
+    return "; ".join(one(k, v) for k, v in b.items())
 
 
 def recipe(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
@@ -221,6 +227,16 @@ def _grid(df: pd.DataFrame) -> bool:
     return bool(df[list(cols)].apply(pd.to_numeric, errors="coerce").notna().any().all())
 
 
+def _trend_note(nz) -> str:
+    """How to read the trends against the noise floor the run measured."""
+    if not nz.measured:
+        return _p("The noise floor was not measured in this run: a trend cannot be told from seed noise.", "note")
+    return _p(f"Noise floor: a model moves by {nz.noise:.2f}{' points' if nz.metric in ('error', 'best_error') else ''} "
+              "(median seed std) from one training seed to another. A trend whose bin means differ by less than that, "
+              "or whose 95% intervals overlap, is not a finding; bins with fewer than 3 models have no interval.",
+              "note")
+
+
 def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse report", top: int = 10,
                 seed: int = 0) -> str:
     """The report of a results table (one or more runs stacked) as one HTML string; pure, no files touched."""
@@ -270,7 +286,7 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
                              lambda: _png(plots.params_figure(df, params=["alpha", "beta", "gamma"], metric=metric))))
     else:
         body.append(_section("The metric against the design parameters",
-                             lambda: _png(plots.params_figure(df, metric=metric))))
+                             lambda: _png(plots.params_figure(df, metric=metric)) + _trend_note(nz)))
     body += [
         _section("Best and worst models", lambda: _models(df, metric, top)),
         _section(f"Widths of the best {k_w} models of each space",
