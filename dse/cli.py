@@ -598,7 +598,7 @@ def build_parser() -> Parser:
     s.add_argument("--scheduler", choices=["asha", "none"], help="ASHA early stopping (default) or none")
     s.add_argument("--searcher", choices=["random", "tpe"], help="band samples at random (default) or Optuna's TPE")
     s.add_argument("--grace", type=_ranged(int, 1, 10_000), help="ASHA grace period in epochs (default 30%% of them)")
-    s.add_argument("--reduction", type=_ranged(float, 1.01, 100), help="ASHA reduction factor (default 3)")
+    s.add_argument("--reduction", type=_ranged(float, 1.01, 100), help="ASHA reduction factor (default 2)")
     s.add_argument("--space", help="the space to search, when the experiment names several")
     s.add_argument("--out", help="folder (default runs/<name>_<searcher>_<scheduler>)")
     s.add_argument("--resume", action="store_true", help="continue a stopped search (or grow its budget)")

@@ -292,7 +292,7 @@ class Search:
     scheduler: str = "asha"
     searcher: str = "random"
     grace: int | None = None
-    reduction: float = 3
+    reduction: float = 2
     max_trials: int = 1000
     max_refused: int = 2000
 

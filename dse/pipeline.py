@@ -23,7 +23,7 @@ def run(exp: Experiment, out: str | Path, *, address: str | None = None, verbose
     sweep(exp, out, address=address, resume=(out / PLAN).exists(), verbose=verbose, progress=progress)
     df = load_results(out)
     paths = {"results": out / "results.parquet", "edf": out / "edf.png", "report": out / "report.html"}
-    save(edf_figure(df), paths["edf"], force=True)
+    save(edf_figure(df, band=True), paths["edf"], force=True)
     write_report(df, paths["report"], title=f"dse report: {out.name}", force=True)
     lines = [summary(df).round(2).to_string(), "", *verdict_lines(df)]
     return df, paths, lines

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure as _MplFigure
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from dse.analysis.edf import edfs
-from dse.analysis.noise import units
+from dse.analysis.noise import noise, units
 from dse.analysis.table import ascending, best, block_widths, finished, stage_columns
 from dse.errors import DseError
 from dse.io import check_new, write_atomic
@@ -106,6 +106,9 @@ def edf_figure(df: pd.DataFrame, by: str = "space", normalized: str | None = Non
                  + (f", normalized by {normalized}" if normalized else ""))
         if band:
             title += f"\nshaded: pointwise {ci:.0%} bootstrap band ({n_boot} resamples)"
+        nz = noise(df, metric)
+        title += (f"\nnoise floor: a model's {metric} moves {nz.noise:.2f}{units(metric)} with its seed (median std, "
+                  f"{nz.n_models} models)" if nz.measured else "\nnoise floor not measured (no seed repeats)")
         ax.set_title(title)
         ax.legend(loc="lower right")
     return fig
