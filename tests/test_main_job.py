@@ -38,4 +38,17 @@ def test_smoke_run_says_it_is_too_small(run_cli, tmp_path):
     assert "too small for conclusions" in so.split("TOO SMALL")[1]
     page = (out / "report.html").read_text()
     assert '<div class="banner">Too small for conclusions: 3 models' in page
-    assert "Traceback" not in err and (out / "edf.png").exists()
+    assert "Traceback" not in err and (out / "edf.png").exists() and (out / "results.parquet").exists()
+    df = dse.load_results(out)
+    assert len(df) == 3 * 2 + 2 * 1 and set(df["space"]) == {"anynetx_a", "anynetx_e"}
+    rows = (out / "results.jsonl").read_bytes()
+    (out / "report.html").write_text("old")
+    code, _, err = run_cli("run", ROOT / "experiments" / "quick.yaml", "--out", out)  # again: nothing retrained
+    assert code == 0, err
+    assert (out / "results.jsonl").read_bytes() == rows
+    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")  # outputs refreshed
+    other = tmp_path / "other.yaml"
+    other.write_text((ROOT / "experiments" / "quick.yaml").read_text().replace("epochs: 2", "epochs: 3"))
+    code, _, err = run_cli("run", other, "--out", out)
+    assert code == 1 and "different experiment (train.epochs differ)" in err
+    assert (out / "results.jsonl").read_bytes() == rows

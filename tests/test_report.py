@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 import dse
 from dse.analysis.report import report_html
@@ -89,31 +88,6 @@ def test_cli_bad_suffix_and_corrupt_table(run_cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_run_then_run_again_continues_and_refreshes(tmp_path, run_cli):
-    exp = tmp_path / "tiny.yaml"
-    exp.write_text(yaml.safe_dump({"name": "tiny", "spaces": ["anynetx_a", "anynetx_e"], "n": 2, "flops": "-40M",
-                                   "data": {"name": "digits", "res": 8},
-                                   "train": {"epochs": 2, "batch_size": 256, "lr": 0.1, "warmup": 0}}))
-    out = tmp_path / "run"
-    code, so, err = run_cli("run", exp, "--out", out)
-    assert code == 0, err
-    assert {"results.jsonl", "results.parquet", "edf.png", "report.html"} <= {p.name for p in out.iterdir()}
-    df = dse.load_results(out)
-    assert len(df) == 4 and set(df["space"]) == {"anynetx_a", "anynetx_e"}
-    assert "anynetx_a" in so and "report" in so
-    rows = (out / "results.jsonl").read_bytes()
-    (out / "report.html").write_text("old")
-    code, _, err = run_cli("run", exp, "--out", out)  # again: nothing retrained, outputs refreshed
-    assert code == 0, err
-    assert (out / "results.jsonl").read_bytes() == rows
-    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
-    other = tmp_path / "other.yaml"
-    other.write_text(exp.read_text().replace("epochs: 2", "epochs: 3"))
-    code, _, err = run_cli("run", other, "--out", out)
-    assert code == 1 and "different experiment" in err
-    assert (out / "results.jsonl").read_bytes() == rows
-
-
 def test_same_space_from_two_runs_stays_apart(tmp_path, run_cli):
     for name in ("recipe_a", "recipe_b"):
         (tmp_path / name).mkdir()

@@ -123,10 +123,10 @@ def write_exp(tmp, budget=4, **search):
 def test_every_searcher_and_scheduler_end_to_end(tmp_path):
     for searcher in ("random", "tpe"):
         for scheduler in ("asha", "none"):
-            exp = dse.experiment.load(write_exp(tmp_path, 4, searcher=searcher, scheduler=scheduler))
+            exp = dse.experiment.load(write_exp(tmp_path, 3, searcher=searcher, scheduler=scheduler))
             out = tmp_path / f"{searcher}_{scheduler}"
             df = dse.load_results(dse.search.search(exp, out, progress=False))
-            assert len(df) == 4 and df["key"].is_unique, (searcher, scheduler)
+            assert len(df) == 3 and df["key"].is_unique, (searcher, scheduler)
             assert df["flops"].between(10e6, 40e6).all()  # every trained row inside the band
             assert (df["searcher"] == searcher).all() and (df["scheduler"] == scheduler).all()
             trained = {p.name for p in (out / "ray").glob("run-*/*") if p.is_dir()}
@@ -139,7 +139,7 @@ def test_every_searcher_and_scheduler_end_to_end(tmp_path):
                 assert (st["epochs"] < 3).all() and st["stopped_early"].all()
             if searcher == "random":  # exactly dse sample's draws
                 assert list(df.sort_values("id")["id"]) == sorted(
-                    s.id for s in dse.sample("anynetx_a", 4, flops=(10e6, 40e6), seed=0))
+                    s.id for s in dse.sample("anynetx_a", 3, flops=(10e6, 40e6), seed=0))
             else:
                 refused = [json.loads(x) for x in (out / "refused.jsonl").read_text().splitlines()]
                 sp = dse.load("anynetx_a")
@@ -150,7 +150,7 @@ def test_every_searcher_and_scheduler_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_search_interrupt_then_resume(tmp_path):
+def test_search_interrupt_then_resume(tmp_path, run_cli):
     exp = write_exp(tmp_path, 6, searcher="tpe", scheduler="none")
     out = tmp_path / "run"
     env = {**os.environ, "CI": "true", "PYTHONUNBUFFERED": "1"}
@@ -167,11 +167,11 @@ def test_search_interrupt_then_resume(tmp_path):
     assert p.returncode == 130 and "dse search" in err and "--resume" in err, err
     n = len(read_rows(out / "results.jsonl"))
     assert 1 <= n < 6
-    r = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    code, so, err = run_cli("search", exp, "--out", out, "--resume")  # in-process: Ray may already be up
+    assert code == 0, err
     rows = read_rows(out / "results.jsonl")
     assert len(rows) == 6 and len({x["key"] for x in rows}) == 6
-    assert "best:" in r.stdout
+    assert "best:" in so
 
 
 def test_search_curves_by_hand():

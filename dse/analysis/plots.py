@@ -106,9 +106,13 @@ def edf_figure(df: pd.DataFrame, by: str = "space", normalized: str | None = Non
                  + (f", normalized by {normalized}" if normalized else ""))
         if band:
             title += f"\nshaded: pointwise {ci:.0%} bootstrap band ({n_boot} resamples)"
-        nz = noise(df, metric)
+        try:
+            nz = noise(df, metric)
+        except DseError:  # a table without model ids: repeats cannot be told from models
+            nz = None
         title += (f"\nnoise floor: a model's {metric} moves {nz.noise:.2f}{units(metric)} with its seed (median std, "
-                  f"{nz.n_models} models)" if nz.measured else "\nnoise floor not measured (no seed repeats)")
+                  f"{nz.n_models} models)" if nz is not None and nz.measured else
+                  "\nnoise floor not measured (no seed repeats)")
         ax.set_title(title)
         ax.legend(loc="lower right")
     return fig
