@@ -70,6 +70,14 @@ def ray_start(address: str | None, verbose: int = 0, cpus: int | None = None) ->
         logging.getLogger(name).setLevel(level)
 
 
+def check_local(cpus: float, address: str | None) -> None:
+    """Before any folder is made: a local Ray has this machine's CPUs, so a larger trial can never start."""
+    n = os.cpu_count() or 1
+    if address is None and cpus > n:
+        raise DseError(f"trial.cpus = {cpus:g} but this machine has {n} CPUs: no trial could ever start; lower "
+                       "trial.cpus (or --cpus)")
+
+
 def check_resources(cpus: float, gpus: float, local: bool) -> None:
     """Refuse a trial that needs more CPUs or GPUs than the whole cluster has (it would wait forever)."""
     import ray

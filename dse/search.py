@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cluster import check_address, quiet_env
+from .cluster import check_address, check_local, quiet_env
 from .errors import DseError
 from .experiment import Experiment, Search
 from .results import read_rows
@@ -244,6 +244,7 @@ def search(exp: Experiment, out: str | Path, *, address: str | None = None, resu
     out = Path(out).resolve()
     address = check_address(address)
     exp = check(exp)
+    check_local(exp.trial.cpus, address)
     exp, recs, data, lock = folder(exp, out, resume, _plan)
     try:
         s = exp.search

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from . import plan as planning
-from .cluster import check_address, check_resources, quiet_env, ray_start
+from .cluster import check_address, check_local, check_resources, quiet_env, ray_start
 from .config import canonical
 from .errors import DseError
 from .experiment import Experiment, diff, saved
@@ -406,6 +406,8 @@ def sweep(exp: Experiment | None, out: str | Path, *, address: str | None = None
     address = check_address(address)  # before any folder is made
     if retries is not None and not (isinstance(retries, int) and 0 <= retries <= 100):
         raise DseError(f"--retries must be an integer in 0..100, got {retries}")
+    if exp is not None:
+        check_local(exp.trial.cpus, address)
     exp, recs, data, lock = folder(exp, out, resume, planning.plan, data)
     try:
         if retries is not None:  # for this run only: the saved experiment keeps its own
