@@ -300,6 +300,7 @@ class Driver:
 
         if not self.started:
             ray_start(self.address, self.verbose)
+            self._catch()  # ray.init installs its own SIGTERM handler (a stack dump, then exit): ours again
             check_resources(self.exp.trial.cpus, self.exp.trial.gpus, local=self.address is None)
             self.started = True
             self.update(force=True)
@@ -323,15 +324,17 @@ class Driver:
         )
         tuner.fit()
 
+    def _on_signal(self, signum, frame):
+        self.stop["signal"] = signal.Signals(signum).name
+        raise KeyboardInterrupt
+
+    def _catch(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
     def __enter__(self):
         self.previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def on_signal(signum, frame):
-            self.stop["signal"] = signal.Signals(signum).name
-            raise KeyboardInterrupt
-
-        for sig in self.previous:
-            signal.signal(sig, on_signal)
+        self._catch()
         return self
 
     def __exit__(self, kind, exc, tb):
