@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import signal
 import sys
@@ -28,7 +27,6 @@ from .experiment import Experiment, diff, saved
 from .io import FolderLock, os_error, write_atomic
 from .results import JSONL, ResultsLog, finalize, read_rows, row
 
-log = logging.getLogger(__name__)
 PLAN, NOISE, EXP, STATUS, ERRORS = "plan.jsonl", "noise.jsonl", "experiment.yaml", "status.json", "errors.log"
 
 
@@ -110,8 +108,9 @@ def _check_data(exp: Experiment, recs: list[dict]):
     from .config import Config
     from .data import load_data
 
-    if exp.data.res == "net":
-        load_data(**exp.data.args(Config.from_dict(recs[0]).net.res))
+    if exp.data.res == "net":  # checked at the first sample's resolution (a TPE search has no plan to check)
+        if recs:
+            load_data(**exp.data.args(Config.from_dict(recs[0]).net.res))
         return None
     data = load_data(**exp.data.args())
     if exp.train.batch_size > data.n_train:
