@@ -104,13 +104,19 @@ def test_grow_trains_only_the_new_samples_and_a_stale_lock_does_not_block(tmp_pa
     assert not list((out / "ray").glob("run-1/" + before[0]["id"]))  # a finished sample is never trained again
 
 
-def test_noise_repeats_are_ordinary_trials(tmp_path):
-    exp = dse.experiment.load(write_exp(tmp_path, n=3, epochs=1, noise={"models": 2, "seeds": 3}))
+def test_noise_repeats_are_ordinary_trials_and_only_the_best_weights_are_kept(tmp_path, run_cli):
+    exp = dse.experiment.load(write_exp(tmp_path, n=3, epochs=1, noise={"models": 2, "seeds": 3},
+                                        trial={"cpus": 1, "keep_weights": True, "keep_best": 1}))
     df = dse.load_results(dse.sweep(exp, tmp_path / "run", progress=False))
+    prim = df[df["repeat"] == 0].sort_values(["error", "id"])  # ties (models at chance) broken by id, as dse does
+    assert sorted(p.stem for p in (tmp_path / "run" / "weights").glob("*.pt")) == [prim["id"].iloc[0]]
+    code, _, err = run_cli("export", tmp_path / "run", "--best", "-o", tmp_path / "best.pt")
+    assert code == 0, err
+    model = dse.load_model(tmp_path / "best.pt")
+    assert model.config.id == prim["id"].iloc[0]
     assert len(df) == 3 + 2 * 2 and df["key"].is_unique
     rep = df[df["repeat"] > 0]
     assert sorted(rep["repeat"].unique()) == [1, 2] and rep["id"].nunique() == 2
-    prim = df[df["repeat"] == 0].sort_values(["error", "id"])  # ties (models at chance) broken by id, as dse does
     # spread over the error range: the best and the worst primaries are the ones repeated
     assert set(rep["id"]) == {prim["id"].iloc[0], prim["id"].iloc[-1]}
     assert df.groupby("id")["seed"].nunique().max() == 3  # each repeat trains with its own seed
