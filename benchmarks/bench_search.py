@@ -85,7 +85,8 @@ def main() -> None:
     print(f"full sweep: {len(full)} models, errors min {errs.min():.2f} q05 {target:.2f} median "
           f"{np.median(errs):.2f} (target: error <= q05 = {target:.2f}%, met by {k} of them)")
     print(f"a full sweep in a random order needs on average (N+1)/(k+1) = {(len(errs) + 1) / (k + 1):.1f} trials "
-          f"= {(len(errs) + 1) / (k + 1) * recipe['epochs']:.0f} trial-epochs to meet it (its own order below is one draw)")
+          f"= {(len(errs) + 1) / (k + 1) * recipe['epochs']:.0f} trial-epochs to meet it "
+          "(its own order below is one draw)")
     print(t.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
     print("\nper method (mean over seeds; 'reached' = runs that found a target model within the budget):")
     for m, g in t.groupby("method", sort=False):

@@ -569,7 +569,8 @@ def build_parser() -> Parser:
     s.add_argument("--force", action="store_true", help="replace an existing output file")
     s.add_argument("--workers", type=_ranged(int, 1, 64), default=min(4, os.cpu_count() or 1),
                    help="processes (the output does not depend on it)")
-    s.add_argument("--max-tries", type=_ranged(int, 1, 10 ** 9), help="give up after this many draws (default max(200000, 400n))")
+    s.add_argument("--max-tries", type=_ranged(int, 1, 10 ** 9),
+                   help="give up after this many draws (default max(200000, 400n); also after 120 s)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     s.set_defaults(fn=cmd_sample)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -274,14 +275,17 @@ def _named(space: Space, constraints: dict | None) -> dict:
     return {n: given[n] for n in wanted}
 
 
-def _die_with_parent() -> None:
-    """In a sampler worker: ask Linux to send SIGTERM when the parent dies (SIGTERM or SIGKILL to `dse sample`)."""
+def _die_with_parent(parent: int) -> None:
+    """In a sampler worker: ask Linux to send SIGTERM when the parent dies (SIGTERM or SIGKILL to `dse sample`), and
+    leave at once if it died before this worker could ask."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # not Linux: workers end when their pipe to the parent closes
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 def sample(space: str | Space, n: int = 500, *, flops=None, params=None, acts=None, seed: int = 0,
@@ -306,7 +310,7 @@ def sample(space: str | Space, n: int = 500, *, flops=None, params=None, acts=No
     seen: set[str] = set()
     got: list[Sample] = []
     tried, closest = 0, (math.inf, None)
-    pool = ProcessPoolExecutor(workers, initializer=_die_with_parent) if workers > 1 else None
+    pool = ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),)) if workers > 1 else None
     try:
         i = 0
         pending = []

@@ -48,7 +48,7 @@ def test_smoke_run_says_it_is_too_small(run_cli, tmp_path):
     assert (out / "results.jsonl").read_bytes() == rows
     assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")  # outputs refreshed
     other = tmp_path / "other.yaml"
-    other.write_text((ROOT / "experiments" / "quick.yaml").read_text().replace("epochs: 2", "epochs: 3"))
+    other.write_text((ROOT / "experiments" / "quick.yaml").read_text().replace("epochs: 1", "epochs: 2"))
     code, _, err = run_cli("run", other, "--out", out)
     assert code == 1 and "different experiment (train.epochs differ)" in err
     assert (out / "results.jsonl").read_bytes() == rows

@@ -49,17 +49,17 @@ def ctrl_c(p) -> tuple[int, str, str]:
     return p.returncode, out, err
 
 
-def test_one_writer_interrupt_then_resume(tmp_path):
+def test_one_writer_interrupt_then_resume(tmp_path, run_cli):
     exp = write_exp(tmp_path, n=6, epochs=6)
     out = tmp_path / "run"
     p = start("sweep", exp, "--out", out)
     wait_rows(out / "results.jsonl", 1, p)
     # a second writer, resumed or new, is refused while the first one runs: one line naming the holder's pid
+    # (in this process: flock conflicts between two open files whichever process holds them)
     for args in (["--resume"], []):
-        r = subprocess.run([sys.executable, "-m", "dse", "sweep", str(exp), "--out", str(out), *args], cwd=ROOT,
-                           env=ENV, capture_output=True, text=True, timeout=60)
-        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-        assert (f"in use by another dse sweep (pid {p.pid})" in r.stderr) if args else "already exists" in r.stderr
+        code, _, err = run_cli("sweep", exp, "--out", out, *args)
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert (f"in use by another dse sweep (pid {p.pid})" in err) if args else "already exists" in err
     code, stdout, err = ctrl_c(p)
     assert code == 130, err
     assert "interrupted (SIGINT)" in err and "--resume" in err and "results:" not in stdout
@@ -181,14 +181,18 @@ def test_full_disk_is_one_line_and_keeps_the_rows(tmp_path):
 def test_sigterm_to_sample_takes_its_workers_along(tmp_path):
     p = start("sample", "--space", "anynetx_a", "--flops", "360-361M", "-n", "400", "--workers", "2",
               "-o", tmp_path / "s.jsonl", "--max-tries", "100000000")
-    time.sleep(4)
-    kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+    deadline, kids = time.time() + 30, []
+    while not kids and time.time() < deadline:  # the pool's workers, once started
+        time.sleep(0.5)
+        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
     assert kids, "the sampler started no worker processes"
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)
-    time.sleep(2)
-    alive = [k for k in kids if Path(f"/proc/{k}").exists()]
-    assert not alive
+    time.sleep(1)
+    def alive(pid):  # a zombie waiting for a reaper is dead
+        stat = Path(f"/proc/{pid}/stat")
+        return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    assert not [k for k in kids if alive(k)]
     assert not (tmp_path / "s.jsonl").exists()
 
 

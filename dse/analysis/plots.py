@@ -419,8 +419,9 @@ def search_figure(df: pd.DataFrame, metric: str = "error") -> Figure:
         axs[1].set_xlabel("compute spent (trial-seconds)")
         axs[0].set_ylabel(f"best {_metric_label(metric)} so far")
         axs[0].legend(loc="best")
-        fig.suptitle(f"search progress: best completed model against compute ({'lower' if ascending(metric) else 'higher'}"
-                     " is better; stopped trials count as compute)")
+        better = "lower" if ascending(metric) else "higher"
+        fig.suptitle(f"search progress: best completed model against compute ({better} is better; stopped trials "
+                     "count as compute)")
     return fig
 
 
