@@ -96,7 +96,7 @@ def test_no_overwrite_without_resume(tmp_path, run_cli):
 
 
 def test_resume_after_sigkill(tmp_path):
-    exp = write_exp(tmp_path, name="killme", n=6, epochs=6)
+    exp = write_exp(tmp_path, name="killme", n=6, epochs=4)
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "dse", "sweep", str(exp), "--out", str(out)]
