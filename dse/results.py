@@ -116,8 +116,9 @@ def _heal_tail(path: Path) -> None:
             os.fsync(f.fileno())
 
 
-def read_rows(path: str | Path) -> list[dict]:
-    """Rows of a JSON Lines file; an incomplete last line is ignored, any other bad line is an error."""
+def read_rows(path: str | Path, need: str | None = "id") -> list[dict]:
+    """Rows of a JSON Lines file (each a mapping with the key `need`); an incomplete last line is ignored, any other
+    bad line is an error."""
     path = Path(path)
     try:
         data = path.read_text()
@@ -135,8 +136,8 @@ def read_rows(path: str | Path) -> list[dict]:
             if i == len(lines) - 1 and not complete:
                 continue  # a write cut short by a crash
             raise DseError(f"{path}:{i + 1}: corrupt line (not JSON)") from None
-        if not isinstance(row, dict) or "id" not in row:
-            raise DseError(f"{path}:{i + 1}: corrupt line (a row needs an 'id')")
+        if not isinstance(row, dict) or (need is not None and need not in row):
+            raise DseError(f"{path}:{i + 1}: corrupt line (a row needs an '{need}')")
         rows.append(row)
     return rows
 

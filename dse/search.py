@@ -20,8 +20,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .cluster import check_address, check_local, quiet_env
 from .errors import DseError
 from .experiment import Experiment, Search
@@ -186,19 +184,8 @@ def _evaluated(out: Path) -> list[tuple[dict, float]]:
                 pts.append((r["suggested"], float(r["error"])))
     if (out / REFUSED).exists():
         pts += [(r["params"], penalty(r["distance"] if r["distance"] is not None else math.inf))
-                for r in read_rows_plain(out / REFUSED)]
+                for r in read_rows(out / REFUSED, need="params")]
     return pts
-
-
-def read_rows_plain(path: Path) -> list[dict]:
-    """A JSON Lines file without ids (refusals); a cut-off last line is ignored."""
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return out
 
 
 # ---------------------------------------------------------------- the driver
@@ -252,7 +239,7 @@ def search(exp: Experiment, out: str | Path, *, address: str | None = None, resu
         sched = (ASHAScheduler(time_attr="epoch", metric="val_error", mode="min", max_t=exp.train.epochs,
                                grace_period=grace(s, exp.train.epochs), reduction_factor=s.reduction)
                  if s.scheduler == "asha" else None)
-        spent_f = out / "search.json"
+        spent_f = out / SPENT
         spent = json.loads(spent_f.read_text()).get("seconds", 0.0) if spent_f.exists() else 0.0
         cols = {"searcher": s.searcher, "scheduler": s.scheduler}
         with Driver(exp, out, data, total=s.trials, address=address, verbose=verbose, progress=progress, csv=csv,
@@ -275,12 +262,3 @@ def search(exp: Experiment, out: str | Path, *, address: str | None = None, resu
         return out
     finally:
         lock.release()
-
-
-def progress_curve(df) -> "np.ndarray":
-    """Per row in finish order: cumulative trial-epochs and the best completed error so far (for the report)."""
-    ep = np.nan_to_num(df["epochs"].to_numpy(dtype=float)) if "epochs" in df else np.ones(len(df))
-    err = df["error"].where(df["status"] == "ok").to_numpy(dtype=float)
-    return np.c_[np.cumsum(ep), np.fmin.accumulate(np.where(np.isnan(err), np.inf, err))]
-
-
