@@ -50,7 +50,7 @@ def ctrl_c(p) -> tuple[int, str, str]:
 
 
 def test_one_writer_interrupt_then_resume(tmp_path, run_cli):
-    exp = write_exp(tmp_path, n=6, epochs=6)
+    exp = write_exp(tmp_path, n=6, epochs=5)
     out = tmp_path / "run"
     p = start("sweep", exp, "--out", out)
     wait_rows(out / "results.jsonl", 1, p)
