@@ -9,6 +9,7 @@ import numpy as np
 from .config import Config
 from .errors import DseError
 from .experiment import Experiment
+from .results import trial_key as key  # noqa: F401  (the key format belongs to the row schema)
 
 
 def plan(exp: Experiment) -> list[dict]:
@@ -59,13 +60,8 @@ def grid_plan(exp: Experiment) -> list[dict]:
 
 def trial_seed(seed: int, sid: str, repeat: int = 0) -> int:
     """The training seed of a model's repeat (0: its primary training), stable across runs and resumes."""
-    key = f"{seed}:{sid}" if repeat == 0 else f"{seed}:{sid}:{repeat}"
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-
-
-def key(sid: str, repeat: int = 0) -> str:
-    """The unique key of a trial: the model id for its primary training, id:k for its k-th extra seed."""
-    return sid if repeat == 0 else f"{sid}:{repeat}"
+    text = f"{seed}:{sid}" if repeat == 0 else f"{seed}:{sid}:{repeat}"
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
 def noise_models(rows: list[dict], models: int) -> list[str]:

@@ -16,6 +16,11 @@ JSONL, PARQUET = "results.jsonl", "results.parquet"
 METRICS = ("flops", "params", "acts")
 
 
+def trial_key(sid: str, repeat: int = 0) -> str:
+    """The unique key of a trial: the model id for its primary training, id:k for its k-th extra seed."""
+    return sid if repeat == 0 else f"{sid}:{repeat}"
+
+
 def row_key(r: dict) -> str:
     """A row's trial key (old tables without `key` use the model id)."""
     return r.get("key") or r["id"]
@@ -74,7 +79,7 @@ def row(rec: dict, repeat: int, ctx: dict, res: dict | None = None, reason: str 
     band, n_planned), any `extra` columns, then the outcome of dse.train.train (`res`) or the failure `reason`."""
     r = flat_row(rec)
     r.update(stages=rec["stages"], config=rec["config"], net=rec.get("net"),
-             key=rec["id"] if repeat == 0 else f"{rec['id']}:{repeat}", repeat=repeat, **ctx, **extra)
+             key=trial_key(rec["id"], repeat), repeat=repeat, **ctx, **extra)
     if res is None:
         r.update(status="failed", reason=reason or "trial failed before reporting", error=None, best_error=None)
         return r

@@ -11,7 +11,7 @@ from pathlib import Path
 from .config import Config
 from .experiment import DataSpec, Experiment, Reward
 from .plan import trial_seed
-from .results import row
+from .results import row, trial_key
 
 
 def reward(error: float, step_time: float, params: float, r: Reward = Reward()) -> float:
@@ -69,6 +69,7 @@ def run(config: dict, data=None) -> None:
     import torch
     from ray import tune
 
+    from .complexity import complexity
     from .fixres import errors_at
     from .models import build
     from .models.export import save_weights
@@ -79,7 +80,7 @@ def run(config: dict, data=None) -> None:
     rec, repeat = point["sample"], point.get("repeat", 0)
     cfg = Config.from_dict(rec)
     data = data if data is not None else data_at(exp.data, cfg.net.res)
-    key = rec["id"] if repeat == 0 else f"{rec['id']}:{repeat}"
+    key = trial_key(rec["id"], repeat)
     ck = tune.get_checkpoint()
     state = None
     if ck is not None:
@@ -91,8 +92,6 @@ def run(config: dict, data=None) -> None:
     kw = {"res": data.res, "classes": data.classes}
     if exp.progressive is not None:
         kw["dropout"] = max(cfg.net.dropout, exp.progressive.dropout[1])  # a dropout layer for the schedule to drive
-    from .complexity import complexity
-
     tr = complexity(cfg.net.replace(res=data.res, classes=data.classes))
     extra = dict(train_res=data.res, train_flops=tr.flops, train_params=tr.params,
                  resumed_at=int(state["epoch"]) if state else 0, node=_node(), seed=seed, **point.get("cols", {}))
