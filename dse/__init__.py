@@ -12,7 +12,7 @@ from .sweep import sweep
 from .pipeline import run
 from . import search  # the module: dse.search.search(exp, out) (imports Ray and Optuna only when called)
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def build(net, **override):

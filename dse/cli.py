@@ -163,10 +163,7 @@ def _experiment(a, extra: dict | None = None):
 
     over = {k: v for k, v in (("data.path", getattr(a, "data_path", None)), ("data.name", getattr(a, "data", None)),
                               ("trial.cpus", getattr(a, "cpus", None))) if v is not None}
-    exp = load(a.experiment, {**over, **(extra or {})})
-    if exp.data.name != "digits" and not exp.data.path:
-        raise DseError(f"{a.experiment}: data set '{exp.data.name}' needs a path: pass --data-path DIR")
-    return exp
+    return load(a.experiment, {**over, **(extra or {})})
 
 
 def _interrupted(a, e, again: str) -> int:
@@ -580,8 +577,9 @@ def build_parser() -> Parser:
     s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
     s.add_argument("--resume", action="store_true", help="continue a stopped sweep in --out")
     s.add_argument("--retries", type=_ranged(int, 0, 100), help="retry a trial that raised up to N times (0..100)")
-    s.add_argument("--data-path", help="data set folder (CIFAR, ImageFolder)")
-    s.add_argument("--data", help="data set name, overriding the experiment's (digits, cifar10, cifar100, imagefolder)")
+    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder)")
+    s.add_argument("--data", help="data set name, overriding the experiment's (digits, fashion_mnist, mnist, kmnist, "
+                   "cifar10, cifar100, imagefolder)")
     s.add_argument("--cpus", type=_ranged(float, 0.01, 1024), help="CPUs per trial (also its torch threads)")
     s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
     s.set_defaults(fn=cmd_sweep)
@@ -590,7 +588,7 @@ def build_parser() -> Parser:
     s.add_argument("experiment", help="an experiments/*.yaml file")
     s.add_argument("--out", help="sweep folder (default runs/<name>); running again continues it")
     s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
-    s.add_argument("--data-path", help="data set folder (CIFAR, ImageFolder)")
+    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder)")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("search", help="the best model of one space inside its band: random or TPE, ASHA, a budget")
@@ -604,7 +602,7 @@ def build_parser() -> Parser:
     s.add_argument("--out", help="folder (default runs/<name>_<searcher>_<scheduler>)")
     s.add_argument("--resume", action="store_true", help="continue a stopped search (or grow its budget)")
     s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
-    s.add_argument("--data-path", help="data set folder (CIFAR, ImageFolder)")
+    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder)")
     s.add_argument("--cpus", type=_ranged(float, 0.01, 1024), help="CPUs per trial (also its torch threads)")
     s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
     s.set_defaults(fn=cmd_search)

@@ -14,8 +14,12 @@ import yaml
 from .errors import DseError
 from .units import check_band, parse_band
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("digits", "fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder")  # dse.data.NAMES
+WITH_TEST = ("fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder")  # an official test split
+CROPS, EVAL_CROPS = ("pad", "rrc", "none"), ("center", "none")  # dse.data.CROPS, dse.data.EVAL_CROPS
 MAX_RES = 1024
+AMP = ("none", "bf16", "fp16")
+BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")  # torch.compile backends trial.compile may name
 MAX_N = 1_000_000
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # EfficientNetV2-S (Table 6 of the paper): image size 128 -> 300, RandAugment 5 -> 15, mixup 0, dropout 0.1 -> 0.3
@@ -62,18 +66,31 @@ def _from_dict(cls, d, section: str):
     return cls(**d)
 
 
+def _plain(v):
+    """Tuples as lists, recursively (YAML's safe dumper and JSON see lists)."""
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
 def _asdict(obj) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
+    return _plain(dataclasses.asdict(obj))
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """The data set: name, local path (CIFAR, ImageFolder), training resolution (or `net`), validation fraction."""
+    """The data set: its name, a local folder (else $DSE_DATA/<name>, else its usual place), the training resolution
+    (or `net`), which images validate (`val`: test, the official test split, the default where one exists; or
+    split, a stratified `val_frac` of the training set), and a stratified subset of `n_train` training images."""
 
     name: str = "digits"
     path: str | None = None
     res: int | str = 32
+    val: str | None = None
     val_frac: float = 0.2
+    n_train: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "val_frac", _coerce(self.val_frac))
@@ -85,13 +102,77 @@ class DataSpec:
             ("path", self.path, self.path is None or isinstance(self.path, str), "a folder"),
             ("res", self.res, self.res == "net" or (_int(self.res) and 1 <= self.res <= MAX_RES),
              f"an integer in 1..{MAX_RES}, or 'net' for each sample's own resolution"),
+            ("val", self.val, self.val in (None, "test", "split"), "test or split"),
             ("val_frac", self.val_frac, _num(self.val_frac) and 0 < self.val_frac < 1, "a number in (0, 1)"),
+            ("n_train", self.n_train, self.n_train is None or (_int(self.n_train) and 1 <= self.n_train <= 10 ** 9),
+             "a positive integer (a stratified subset of the training images)"),
         ])
+        if self.val == "test" and name not in WITH_TEST:
+            raise DseError(f"data.val: test: {name} has no test split; use val: split (with val_frac)")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataSpec":
+        """From the file's mapping: a val_frac given without val means val: split."""
+        if isinstance(d, dict) and "val_frac" in d and "val" not in d:
+            d = {**d, "val": "split"}
+        return _from_dict(cls, d, "data")
 
     def args(self, res: int | None = None) -> dict:
         """Keyword arguments of dse.data.load_data (at `res` when the spec says `net`)."""
         return {"name": self.name, "path": self.path, "res": int(res if res is not None else self.res),
-                "val_frac": float(self.val_frac)}
+                "val": self.val, "val_frac": float(self.val_frac), "n_train": self.n_train}
+
+
+@dataclass(frozen=True)
+class Augment:
+    """The training view (train.augment): crop `pad` (pad-and-crop, `pad` pixels, default res // 8), `rrc`
+    (RandomResizedCrop: area fraction ~ U(scale), aspect ratio log-uniform in ratio, resized to the training
+    resolution) or `none`; `flip` horizontal flips (null: the data set's default)."""
+
+    crop: str = "pad"
+    pad: int | None = None
+    scale: tuple = (0.08, 1.0)
+    ratio: tuple = (3 / 4, 4 / 3)
+    flip: bool | None = None
+
+    def __post_init__(self):
+        for k in ("scale", "ratio"):
+            v = getattr(self, k)
+            if isinstance(v, list):
+                object.__setattr__(self, k, tuple(_coerce(x) for x in v))
+        pair = lambda v: isinstance(v, tuple) and len(v) == 2 and all(_num(x) for x in v)  # noqa: E731
+        sc, ra = self.scale, self.ratio
+        _check("train.augment", [
+            ("crop", self.crop, self.crop in CROPS, " or ".join(CROPS)),
+            ("pad", self.pad, self.pad is None or (_int(self.pad) and 0 <= self.pad <= MAX_RES),
+             f"an integer in 0..{MAX_RES} (null: res // 8)"),
+            ("scale", list(sc) if isinstance(sc, tuple) else sc, pair(sc) and 0 < sc[0] <= sc[1] <= 1,
+             "[low, high] with 0 < low <= high <= 1 (area fractions)"),
+            ("ratio", list(ra) if isinstance(ra, tuple) else ra, pair(ra) and 0 < ra[0] <= ra[1],
+             "[low, high] with 0 < low <= high (aspect ratios)"),
+            ("flip", self.flip, self.flip is None or isinstance(self.flip, bool),
+             "true or false (null: the data set's default)"),
+        ])
+        object.__setattr__(self, "scale", tuple(float(x) for x in sc))
+        object.__setattr__(self, "ratio", tuple(float(x) for x in ra))
+
+
+@dataclass(frozen=True)
+class Eval:
+    """The test view (top-level `eval:`): crop `center` resizes the short side to res * resize (1.143: res / 0.875,
+    the standard ImageNet protocol), then takes the centre res×res crop; `none` resizes to res (no crop). FixRes's
+    test sizes use the same view at each size."""
+
+    resize: float = 1.143
+    crop: str = "none"
+
+    def __post_init__(self):
+        object.__setattr__(self, "resize", _coerce(self.resize))
+        _check("eval", [
+            ("resize", self.resize, _num(self.resize) and 1 <= self.resize <= 10,
+             "a number in [1, 10] (the short side before the centre crop, as a multiple of the size)"),
+            ("crop", self.crop, self.crop in EVAL_CROPS, " or ".join(EVAL_CROPS)),
+        ])
 
 
 @dataclass(frozen=True)
@@ -106,10 +187,14 @@ class Recipe:
     wd: float = 5e-5
     warmup: float = 1.0
     label_smoothing: float = 0.0
+    augment: Augment = Augment()
+    amp: str = "none"
 
     def __post_init__(self):
         for k in ("lr", "momentum", "wd", "warmup", "label_smoothing"):
             object.__setattr__(self, k, _coerce(getattr(self, k)))
+        if not isinstance(self.augment, Augment):
+            object.__setattr__(self, "augment", _from_dict(Augment, self.augment, "train.augment"))
         _check("train", [
             ("epochs", self.epochs, _int(self.epochs) and 1 <= self.epochs <= 10_000, "an integer in 1..10000"),
             ("batch_size", self.batch_size, _int(self.batch_size) and self.batch_size >= 1, "a positive integer"),
@@ -121,6 +206,7 @@ class Recipe:
              and (not _int(self.epochs) or self.warmup <= self.epochs), "a number of epochs in [0, epochs]"),
             ("label_smoothing", self.label_smoothing, _num(self.label_smoothing) and 0 <= self.label_smoothing < 1,
              "a number in [0, 1)"),
+            ("amp", self.amp, self.amp in AMP, " or ".join(AMP) + " (mixed precision)"),
         ])
 
     @property
@@ -148,6 +234,7 @@ class Trial:
     device: str = "cpu"
     threads: int | None = None
     test_sizes: tuple | None = None
+    compile: bool | str = False
 
     def __post_init__(self):
         sizes = self.test_sizes
@@ -165,6 +252,8 @@ class Trial:
              "an integer in 1..1024"),
             ("test_sizes", sizes, sizes is None or (isinstance(sizes, (list, tuple)) and len(sizes) > 0 and all(
                 _int(s) and 1 <= s <= MAX_RES for s in sizes)), f"a list of integers in 1..{MAX_RES}"),
+            ("compile", self.compile, isinstance(self.compile, bool) or self.compile in BACKENDS,
+             "true (torch.compile with inductor), false, or a backend: " + ", ".join(BACKENDS)),
         ])
 
     @property
@@ -321,8 +410,8 @@ class Search:
         return v if kind == "seconds" else None
 
 
-SECTIONS = {"data": DataSpec, "train": Recipe, "trial": Trial, "progressive": Progressive, "noise": Noise,
-            "reward": Reward, "grid": Grid, "search": Search}
+SECTIONS = {"data": DataSpec, "train": Recipe, "eval": Eval, "trial": Trial, "progressive": Progressive,
+            "noise": Noise, "reward": Reward, "grid": Grid, "search": Search}
 KEYS = ("name", "doc", "spaces", "n", "seed", "flops", "params", "acts", "samples", *SECTIONS)
 
 
@@ -338,6 +427,7 @@ class Experiment:
     samples: str | None = None
     data: DataSpec = DataSpec()
     train: Recipe = Recipe()
+    eval: Eval = Eval()
     trial: Trial = Trial()
     progressive: Progressive | None = None
     noise: Noise = Noise()
@@ -407,7 +497,8 @@ def _parse(d: dict, path: str) -> Experiment:
     spaces = [spaces] if isinstance(spaces, str) else spaces
     if not isinstance(spaces, list) or not all(isinstance(s, str) and s for s in spaces):
         raise DseError(f"spaces: must be a list of space names, got {spaces!r}")
-    sec = {k: _from_dict(cls, d.get(k), k) if d.get(k) is not None else None for k, cls in SECTIONS.items()}
+    sec = {k: (cls.from_dict(d[k]) if hasattr(cls, "from_dict") else _from_dict(cls, d[k], k))
+           if d.get(k) is not None else None for k, cls in SECTIONS.items()}
     samples, grid = d.get("samples"), sec["grid"]
     if not spaces and not samples and not grid:
         raise DseError("spaces: give a list of spaces (with n and a band), a samples file, or a grid")
@@ -429,7 +520,8 @@ def _parse(d: dict, path: str) -> Experiment:
         samples = str(sp)
     doc = d.get("doc") or ""
     return Experiment(name=name, spaces=tuple(spaces), n=int(n or 0), seed=seed, bands=bands, samples=samples,
-                      data=sec["data"] or DataSpec(), train=sec["train"] or Recipe(), trial=sec["trial"] or Trial(),
+                      data=sec["data"] or DataSpec(), train=sec["train"] or Recipe(), eval=sec["eval"] or Eval(),
+                      trial=sec["trial"] or Trial(),
                       progressive=sec["progressive"], noise=sec["noise"] or Noise(), reward=sec["reward"] or Reward(),
                       grid=grid, search=sec["search"], doc=str(doc))
 

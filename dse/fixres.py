@@ -30,9 +30,9 @@ def check_sizes(sizes) -> list[int]:
     return out
 
 
-def errors_at(model, data, sizes) -> dict[int, float]:
-    """Top-1 validation error (%) at each test resolution."""
-    return {s: evaluate(model, data, res=s) for s in check_sizes(sizes)}
+def errors_at(model, data, sizes, view=None) -> dict[int, float]:
+    """Top-1 validation error (%) at each test resolution, through the test view (dse.experiment.Eval)."""
+    return {s: evaluate(model, data, res=s, view=view) for s in check_sizes(sizes)}
 
 
 def load_model(path: str | Path, data_res: int | None = None, classes: int | None = None,
@@ -45,12 +45,11 @@ def load_model(path: str | Path, data_res: int | None = None, classes: int | Non
 
 
 def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_size: int = 128, seed: int = 0,
-             stage: str | None = None):
+             stage: str | None = None, view=None):
     """FixRes fine-tuning at the test size: only the classifier learns; the BN layers of `stage` (default the last,
-    e.g. 's4') and of the head update their running statistics; inputs get the test-time preprocessing (a plain
-    resize)."""
-    from .data import batches
-    from .progressive import resize_batch
+    e.g. 's4') and of the head update their running statistics; training images get the test-time view (`view`,
+    a dse.experiment.Eval; None: a plain resize) at `size`, plus the data set's flips."""
+    from .data import eval_view, normalise
 
     stages = [n for n, _ in model.named_children() if n[0] == "s" and n[1:].isdigit()]
     stage = stage or stages[-1]
@@ -65,14 +64,22 @@ def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_si
     tail = [getattr(model, stage), model.head]
     opt = torch.optim.SGD(fc.parameters(), lr=lr, momentum=0.9)
     gen = torch.Generator().manual_seed(seed)
+    ratio, crop = (1.0, "none") if view is None else (view.resize, view.crop)
+    n = data.n_train
     for _ in range(epochs):
         model.eval()
         for t in tail:
             for m in t.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.train()
-        for x, y in batches(data, batch_size, train=True, generator=gen, pad=0):
-            loss = F.cross_entropy(model(resize_batch(x, size)), y)
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, n - n % batch_size if n >= batch_size else n, batch_size):
+            idx = order[i:i + batch_size]
+            x = eval_view(normalise(data.x_train[idx], data.mean, data.std), size, ratio, crop)
+            if data.flip:
+                x = torch.where((torch.rand(len(x), generator=gen) < 0.5).view(-1, 1, 1, 1), x.flip(-1), x)
+            y = data.y_train[idx]
+            loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -105,27 +112,33 @@ def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs
         if not files:
             raise DseError(f"{run}: no finished trials to evaluate")
         folder = run
-    spec, cache = (saved(folder).data if data is None else None), {}
+    exp = saved(folder) if data is None or (folder / "experiment.yaml").is_file() else None
+    spec, view, cache = (exp.data if data is None else None), (exp.eval if exp else None), {}
 
     def data_at(res: int):  # data.res: net trains each model at its own resolution
-        if res not in cache:
+        if spec.name == "imagefolder" and res not in cache:  # decoded at its training size
             cache[res] = load_data(**spec.args(res))
-        return cache[res]
+        if spec.name != "imagefolder" and "all" not in cache:  # stored at their own size: one load
+            cache["all"] = load_data(**spec.args(res))
+        return cache.get(res) or cache["all"].at(res)
 
     rows = []
     for f in files:
         cfg = read(f)["config"]
         d = data if data is not None else data_at(cfg.net.res if spec.res == "net" else int(spec.res))
         _, model = load_model(f, d.res, d.classes)
-        errs = errors_at(model, d, sizes)
+        if model.net.in_ch != d.channels:
+            raise DseError(f"{f}: the model takes {model.net.in_ch} input channels but {d.name} has {d.channels} "
+                           "(weights kept before dse 0.3 trained digits as 3 channels)")
+        errs = errors_at(model, d, sizes, view)
         best = min(errs, key=errs.get)
-        at_train = errs[d.res] if d.res in errs else evaluate(model, d)
+        at_train = errs[d.res] if d.res in errs else evaluate(model, d, view=view)
         row = {"id": cfg.id, "space": cfg.space, "train_res": d.res, **{f"err@{s}": e for s, e in errs.items()},
                "best_test_size": best, "best_test_error": errs[best], "gain": at_train - errs[best]}
         if tune_epochs:
             stage = f"s{len(cfg.net.stages)}"
-            finetune(model, d, best, tune_epochs, stage=stage)
-            row.update(tuned_stage=stage, tuned_error=evaluate(model, d, res=best))
+            finetune(model, d, best, tune_epochs, stage=stage, view=view)
+            row.update(tuned_stage=stage, tuned_error=evaluate(model, d, res=best, view=view))
             row["tune_gain"] = errs[best] - row["tuned_error"]
         rows.append(row)
     return pd.DataFrame(rows)

@@ -4,12 +4,11 @@ over K stages of training."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .errors import DseError
 from .experiment import V2S, Progressive
 
-__all__ = ["Progressive", "V2S", "mixup", "randaugment", "resize_batch", "schedule", "set_dropout"]
+__all__ = ["Progressive", "V2S", "mixup", "randaugment", "schedule", "set_dropout"]
 
 
 def schedule(p: Progressive, epochs: int, res: int) -> list[dict]:
@@ -37,26 +36,28 @@ def randaugment(x: torch.Tensor, magnitude: float, generator: torch.Generator | 
         return x
     m = min(magnitude / max_magnitude, 1.0)
     n, c, h, w = x.shape
+    dev = x.device
+    ar = lambda k: torch.arange(k, device=dev)  # noqa: E731
     x = x.clone()
     for _ in range(n_ops):
-        op = torch.randint(0, 6, (n,), generator=generator)
-        sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+        op = torch.randint(0, 6, (n,), generator=generator, device=dev)
+        sign = torch.where(torch.rand(n, generator=generator, device=dev) < 0.5, -1.0, 1.0)
         sel = lambda k: (op == k).view(n, 1, 1, 1)  # noqa: E731
         x = torch.where(sel(1), x + sign.view(n, 1, 1, 1) * m, x)  # brightness (in std units)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = torch.where(sel(2), mean + (x - mean) * (1 + sign.view(n, 1, 1, 1) * 0.9 * m), x)  # contrast
         shift = (sign * m * 0.3 * w).round().long()
-        cols = (torch.arange(w).view(1, w) - shift.view(n, 1)).clamp(0, w - 1)
+        cols = (ar(w).view(1, w) - shift.view(n, 1)).clamp(0, w - 1)
         tx = x.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w))
         x = torch.where(sel(3), tx, x)  # translate x (edge replicate)
-        rows = (torch.arange(h).view(1, h) - (sign * m * 0.3 * h).round().long().view(n, 1)).clamp(0, h - 1)
+        rows = (ar(h).view(1, h) - (sign * m * 0.3 * h).round().long().view(n, 1)).clamp(0, h - 1)
         ty = x.gather(2, rows.view(n, 1, h, 1).expand(n, c, h, w))
         x = torch.where(sel(4), ty, x)  # translate y
         size = max(1, int(round(m * 0.5 * min(h, w))))
-        cy = torch.randint(0, h, (n, 1), generator=generator)
-        cx = torch.randint(0, w, (n, 1), generator=generator)
-        hole = ((torch.arange(h).view(1, h) - cy).abs() <= size // 2).view(n, 1, h, 1) & \
-               ((torch.arange(w).view(1, w) - cx).abs() <= size // 2).view(n, 1, 1, w)
+        cy = torch.randint(0, h, (n, 1), generator=generator, device=dev)
+        cx = torch.randint(0, w, (n, 1), generator=generator, device=dev)
+        hole = ((ar(h).view(1, h) - cy).abs() <= size // 2).view(n, 1, h, 1) & \
+               ((ar(w).view(1, w) - cx).abs() <= size // 2).view(n, 1, 1, w)
         x = torch.where(sel(5) & hole, torch.zeros_like(x), x)  # cutout
     return x
 
@@ -66,7 +67,7 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Gener
     if alpha <= 0:
         return x, y, y, 1.0
     lam = float(torch.distributions.Beta(alpha, alpha).sample())  # torch's seeded global stream
-    perm = torch.randperm(len(y), generator=generator)
+    perm = torch.randperm(len(y), generator=generator, device=x.device)
     return lam * x + (1 - lam) * x[perm], y, y[perm], lam
 
 
@@ -75,7 +76,3 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
     for m in model.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = p
-
-
-def resize_batch(x: torch.Tensor, res: int) -> torch.Tensor:
-    return x if x.shape[-1] == res else F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False)

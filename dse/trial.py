@@ -3,6 +3,7 @@
 Runs in a Ray worker. It knows how to train and how to record, not how the sweep is driven."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from functools import lru_cache
@@ -19,12 +20,21 @@ def reward(error: float, step_time: float, params: float, r: Reward = Reward()) 
     return (1 - error / 100) * (step_time / r.s_ref) ** r.w * (params / r.p_ref) ** r.v
 
 
-@lru_cache(maxsize=4)
-def data_at(spec: DataSpec, res: int):
-    """The experiment's data at a resolution, loaded once per worker process."""
+@lru_cache(maxsize=2)
+def _loaded(spec: DataSpec):
     from .data import load_data
 
-    return load_data(**spec.args(res))
+    return load_data(**spec.args(spec.res if spec.res != "net" else 32))
+
+
+def data_at(spec: DataSpec, res: int):
+    """The experiment's data seen at a resolution, loaded once per worker process (the images are stored at their
+    own size, so every resolution shares them), except an image folder, which is decoded at `res`."""
+    if spec.name == "imagefolder":
+        from .data import load_data
+
+        return load_data(**spec.args(res))
+    return _loaded(spec).at(res)
 
 
 def _state_from(path: str | None):
@@ -55,12 +65,14 @@ def _node() -> str | None:
 
 
 def context(exp: Experiment, data=None) -> dict:
-    """The columns every row of a run shares: experiment, recipe, data (with its sizes once loaded), band, n."""
+    """The columns every row of a run shares: experiment, recipe (with its augmentation), test view, data (with its
+    sizes, channels and validation split once loaded), band, n."""
     d = {"name": exp.data.name, "res": exp.data.res, "val_frac": exp.data.val_frac}
     if data is not None:
-        d.update(res=data.res, n_train=data.n_train, n_val=data.n_val, classes=data.classes)
+        d.update(data.info())
     band = {m: list(b) for m, b in exp.bands.items()} or None
-    return {"exp": exp.name, "recipe": exp.train.to_dict(), "data": d, "band": band, "n_planned": exp.n or None}
+    return {"exp": exp.name, "recipe": exp.train.to_dict(), "eval": dataclasses.asdict(exp.eval), "data": d,
+            "band": band, "n_planned": exp.n or None}
 
 
 def run(config: dict, data=None) -> None:
@@ -89,10 +101,10 @@ def run(config: dict, data=None) -> None:
     elif point.get("resume_from"):
         state = _state_from(point["resume_from"])
     seed = trial_seed(exp.seed, cfg.id, repeat)
-    kw = {"res": data.res, "classes": data.classes}
+    kw = {"res": data.res, "classes": data.classes, "in_ch": data.channels}
     if exp.progressive is not None:
         kw["dropout"] = max(cfg.net.dropout, exp.progressive.dropout[1])  # a dropout layer for the schedule to drive
-    tr = complexity(cfg.net.replace(res=data.res, classes=data.classes))
+    tr = complexity(cfg.net.replace(**kw))
     extra = dict(train_res=data.res, train_flops=tr.flops, train_params=tr.params,
                  resumed_at=int(state["epoch"]) if state else 0, node=_node(), seed=seed, **point.get("cols", {}))
     ctx = {**context(exp, data), **config.get("cols", {})}
@@ -110,17 +122,20 @@ def run(config: dict, data=None) -> None:
     try:
         _fault(key, config.get("faults"))
         res = train(lambda: build(cfg.net, **kw), data, exp.train, seed=seed, threads=exp.trial.torch_threads,
-                    device=exp.trial.device, on_epoch=on_epoch, resume=state, progressive=exp.progressive)
+                    device=exp.trial.device, on_epoch=on_epoch, resume=state, progressive=exp.progressive,
+                    view=exp.eval, compile=exp.trial.compile)
         sizes, keep = exp.trial.test_sizes, exp.trial.keep_weights and repeat == 0
         if res["status"] == "ok" and (sizes or keep):
             model = build(cfg.net, **kw)
             model.load_state_dict(final.get("model") or state["model"])
             if sizes:
-                res["test_errors"] = {str(k): v for k, v in errors_at(model, data, sizes).items()}
+                res["test_errors"] = {str(k): v for k, v in errors_at(model, data, sizes, exp.eval).items()}
             if keep:
                 wdir = Path(config["weights_dir"])
                 wdir.mkdir(parents=True, exist_ok=True)
                 save_weights(wdir / f"{cfg.id}.pt", rec, model.state_dict(), net=kw)
+        if res.get("compile_time") is not None:
+            extra["compile_time"] = res["compile_time"]
         eps = res["epochs"]
         if eps:
             extra["stopped_early"] = False

@@ -81,8 +81,21 @@ def checkpoint(tmp_path):
     torch.manual_seed(0)
     rec = s.to_dict()
     f = run / "weights" / f"{s.id}.pt"
-    save_weights(f, rec, build(s.config.net, res=8, classes=10).state_dict())
+    kw = {"res": 8, "classes": 10, "in_ch": 1}  # digits are grey
+    save_weights(f, rec, build(s.config.net, **kw).state_dict(), net=kw)
     return f, rec
+
+
+def test_a_model_for_other_channels_is_one_line(tmp_path, run_cli):
+    s = dse.sample("efficientnetv2", 1, flops=(None, 0.4e9), seed=0)[0]
+    run = tmp_path / "run"
+    (run / "weights").mkdir(parents=True)
+    (run / "experiment.yaml").write_text(yaml.safe_dump({"name": "x", "spaces": ["efficientnetv2"], "n": 1,
+                                                        "data": {"name": "digits", "res": 8}}))
+    f = run / "weights" / f"{s.id}.pt"
+    save_weights(f, s.to_dict(), build(s.config.net, res=8, classes=10).state_dict())  # 3 channels
+    code, _, err = run_cli("fixres", f, "--test-sizes", "8")
+    assert code == 1 and "takes 3 input channels but digits has 1" in err and len(err.splitlines()) == 1
 
 
 def test_a_good_checkpoint_evaluates(checkpoint, run_cli):

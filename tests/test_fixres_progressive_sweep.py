@@ -1,5 +1,7 @@
-"""A sweep with progressive learning, test-size errors and kept weights; FixRes evaluation and fine-tuning."""
+"""`dse run` on Fashion-MNIST (a training subset, RandomResizedCrop, the resize + centre-crop test view) with
+progressive learning, test-size errors and kept weights; FixRes evaluation and fine-tuning."""
 import json
+import os
 
 import pytest
 import torch
@@ -12,20 +14,33 @@ from dse.fixres import check_sizes
 pytestmark = pytest.mark.slow
 
 
+FMNIST = "/usr/share/datasets/fashion-mnist"  # .ci/setup installs Debian's package where it can; CI always can
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    if not os.path.isdir(FMNIST) and not os.environ.get("CI"):
+        pytest.skip(f"{FMNIST} missing (apt-get install dataset-fashion-mnist); CI installs it")
     d = tmp_path_factory.mktemp("fx")
     (d / "e.yaml").write_text(yaml.safe_dump({
-        "name": "fx", "spaces": ["anynetx_a"], "n": 2, "flops": "-40M", "data": {"name": "digits", "res": 12},
-        "train": {"epochs": 3, "batch_size": 128, "lr": 0.2, "warmup": 0},
+        "name": "fx", "spaces": ["anynetx_a"], "n": 2, "flops": "-40M",
+        "data": {"name": "fashion_mnist", "res": 12, "n_train": 400},
+        "train": {"epochs": 3, "batch_size": 128, "lr": 0.2, "warmup": 0, "augment": {"crop": "rrc"}},
+        "eval": {"crop": "center", "resize": 1.143},
         "trial": {"cpus": 1, "keep_weights": True, "test_sizes": [8, 12, 16]}, "progressive": {"stages": 3}}))
-    return dse.sweep(dse.experiment.load(d / "e.yaml"), d / "run", progress=False)
+    out = d / "run"
+    dse.run(dse.experiment.load(d / "e.yaml"), out, progress=False)
+    return out
 
 
 def test_rows_have_schedule_test_errors_and_reward(run):
     df = dse.load_results(run)
-    assert (df["status"] == "ok").all()
+    assert (df["status"] == "ok").all() and (run / "report.html").exists() and (run / "edf.png").exists()
     for _, r in df.iterrows():
+        assert r["recipe"]["augment"]["crop"] == "rrc" and r["eval"] == {"crop": "center", "resize": 1.143}
+        assert {k: r["data"][k] for k in ("name", "n_train", "n_val", "channels", "size", "res", "val")} == \
+            {"name": "fashion_mnist", "n_train": 400, "n_val": 10000, "channels": 1, "size": 28, "res": 12,
+             "val": "test"}
         assert [s["res"] for s in r["schedule"]] == [5, 8, 12]  # 12 * 128/300 -> 12 over 3 stages
         assert [s["dropout"] for s in r["schedule"]] == pytest.approx([0.1, 0.2, 0.3])
         assert set(r["test_errors"]) == {"8", "12", "16"} and r["test_errors"]["12"] == pytest.approx(r["error"])

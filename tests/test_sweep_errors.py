@@ -65,15 +65,15 @@ def test_missing_experiment_file(tmp_path, run_cli):
 
 
 def test_unknown_data_set(tmp_path, run_cli):
-    f = exp_file(tmp_path, data={"name": "mnist"})
-    check_error(run_cli, tmp_path, [f], "data.name", "unknown data set 'mnist'", "cifar10")
-    check_error(run_cli, tmp_path, [f, "--data-path", tmp_path], "unknown data set 'mnist'")
+    f = exp_file(tmp_path, data={"name": "svhn"})
+    check_error(run_cli, tmp_path, [f], "data.name", "unknown data set 'svhn'", "fashion_mnist", "cifar10")
+    check_error(run_cli, tmp_path, [f, "--data-path", tmp_path], "unknown data set 'svhn'")
     check_error(run_cli, tmp_path, [exp_file(tmp_path), "--data", "svhn"], "unknown data set 'svhn'")
 
 
 def test_unknown_data_set_python_api(tmp_path):
-    with pytest.raises(DseError, match="exp.yaml: data.name: unknown data set 'mnist'"):
-        dse.experiment.load(exp_file(tmp_path, data={"name": "mnist", "path": str(tmp_path)}))
+    with pytest.raises(DseError, match="exp.yaml: data.name: unknown data set 'svhn'"):
+        dse.experiment.load(exp_file(tmp_path, data={"name": "svhn", "path": str(tmp_path)}))
     exp = dse.experiment.load(exp_file(tmp_path, data={"name": "cifar10", "path": str(tmp_path / "none")}))
     with pytest.raises(DseError, match="none"):
         dse.sweep(exp, tmp_path / "run", progress=False)
@@ -81,7 +81,10 @@ def test_unknown_data_set_python_api(tmp_path):
 
 
 def test_missing_data_path(tmp_path, run_cli):
-    check_error(run_cli, tmp_path, [exp_file(tmp_path), "--data", "cifar10"], "cifar10", "needs a path", "--data-path")
+    check_error(run_cli, tmp_path, [exp_file(tmp_path), "--data", "cifar10"], "data set cifar10 not found: looked in",
+                "cifar-10-batches-py", "--data-path")
+    check_error(run_cli, tmp_path, [exp_file(tmp_path), "--data", "imagefolder"], "imagefolder needs a path",
+                "--data-path")
     gone = tmp_path / "no_such_dir"
     check_error(run_cli, tmp_path, [exp_file(tmp_path, data={"name": "cifar10", "path": str(gone)})],
                 "cifar10", str(gone), "does not exist")

@@ -159,7 +159,7 @@ def test_full_disk_is_one_line_and_keeps_the_rows(tmp_path):
         p = start("sweep", exp, "--out", out)
         wait_rows(out / "results.jsonl", 1, p)
         kept = (out / "results.jsonl").read_text().splitlines()
-        with open(disk / "filler", "wb") as f:  # fill the disk while trials still run
+        with open(disk / "filler", "wb", buffering=0) as f:  # fill the disk while trials still run
             try:
                 while True:
                     f.write(b"\0" * 65536)

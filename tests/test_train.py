@@ -15,7 +15,7 @@ def digits():
 
 
 def tiny():
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
                          nn.Flatten(), nn.Linear(256, 10))
 
 
@@ -91,7 +91,7 @@ def test_progressive_schedule_is_applied_per_epoch(digits):
     assert sch[0]["randaug"] == 5 and sch[-1]["randaug"] == 15 and sch[-1]["mixup"] == pytest.approx(0.2)
 
     def model():
-        return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
                              nn.Dropout(0.0), nn.Linear(64, 10))
     seen = []
 
@@ -113,3 +113,80 @@ def test_progressive_schedule_is_applied_per_epoch(digits):
     # the V2-S defaults scale to the experiment's image size: 128/300 of it up to the full size
     d = schedule(Progressive(), 4, 32)
     assert (d[0]["res"], d[-1]["res"], d[0]["randaug"], d[-1]["randaug"]) == (14, 32, 5, 15)
+
+
+def reference(make, data, recipe, seed):
+    """The textbook loop over the same batches: a host read of the loss (and a divergence check) at every step."""
+    from dse.data import train_batches
+    from dse.train import CL, steps_per_epoch
+
+    torch.manual_seed(seed)
+    net = make().to(memory_format=CL)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.SGD(net.parameters(), lr=recipe.peak_lr, momentum=recipe.momentum, nesterov=True,
+                          weight_decay=recipe.wd)
+    spe = steps_per_epoch(data.n_train, recipe.batch_size)
+    losses, errors = [], []
+    for epoch in range(recipe.epochs):
+        total, seen = 0.0, 0
+        for i, (x, y) in enumerate(train_batches(data, recipe.batch_size, gen, aug=recipe.augment)):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(epoch * spe + i, recipe.epochs * spe, round(recipe.warmup * spe), recipe.peak_lr)
+            loss = torch.nn.functional.cross_entropy(net(x.contiguous(memory_format=CL)), y)
+            v = loss.item()
+            assert v == v
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, seen = total + v * len(y), seen + len(y)
+        losses.append(total / seen)
+        errors.append(evaluate(net, data))
+    return losses, errors
+
+
+@pytest.mark.parametrize("crop", ["pad", "rrc"])
+def test_no_per_step_sync_gives_the_textbook_loop_s_result(digits, crop):
+    """On the CPU the trainer (device accumulators, deferred divergence checks, a disabled grad scaler) gives the
+    per-step loop's errors exactly and its mean losses up to float reassociation (float32 device sums against
+    float64 host sums: relative 1e-5)."""
+    from dse.experiment import Augment
+    r = Recipe(epochs=2, batch_size=64, lr=0.2, augment=Augment(crop=crop))
+    got = train(tiny, digits, r, seed=5, threads=1)
+    losses, errors = reference(tiny, digits, r, 5)
+    assert [e["val_error"] for e in got["epochs"]] == errors
+    assert [e["train_loss"] for e in got["epochs"]] == pytest.approx(losses, rel=1e-5)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_learns_and_resumes(digits, amp):
+    states = []
+    r = Recipe(epochs=3, batch_size=64, lr=0.2, amp=amp)
+    full = train(tiny, digits, r, seed=0, threads=1, on_epoch=lambda m, s: states.append(s))
+    assert full["status"] == "ok" and full["error"] < 40
+    assert (states[0]["scaler"] is not None) == (amp == "fp16")  # fp16 scales its gradients, bf16 needs not
+    again = train(tiny, digits, r, seed=0, threads=1, resume=states[0])
+    assert [e["val_error"] for e in again["epochs"]] == [e["val_error"] for e in full["epochs"]]
+    with pytest.raises(DseError, match="train.amp: must be none or bf16 or fp16"):
+        Recipe(amp="fp8")
+
+
+def test_compile_is_timed_apart_and_changes_nothing_else(digits):
+    r = Recipe(epochs=2, batch_size=64, lr=0.2)
+    plain = train(tiny, digits, r, seed=2, threads=1)
+    comp = train(tiny, digits, r, seed=2, threads=1, compile="eager")  # dynamo's trace, run by eager kernels
+    assert plain["compile_time"] is None and comp["compile_time"] > 0
+    assert [e["val_error"] for e in comp["epochs"]] == [e["val_error"] for e in plain["epochs"]]
+
+
+def test_divergence_names_its_first_step_without_a_sync_per_step(digits):
+    r = train(tiny, digits, Recipe(epochs=2, batch_size=64, lr=1e12), seed=0, threads=1)
+    assert r["status"] == "failed" and r["reason"].startswith("loss diverged (nan) at epoch 1, step ")
+    step = int(r["reason"].rsplit(" ", 1)[1])
+    assert 1 <= step <= 50  # found at the first check (every 50 steps), not at the epoch's end
+
+
+def test_data_is_placed_once_on_the_device(digits):
+    from dse.train import place
+    assert place(digits, torch.device("cpu")) is digits
+    moved = digits.to("meta")
+    assert moved.x_train.device.type == "meta" and moved.x_train.dtype == torch.uint8 and moved.n_train == 1437
