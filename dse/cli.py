@@ -278,15 +278,52 @@ def cmd_search(a) -> int:
 def cmd_fixres(a) -> int:
     from .fixres import check_sizes, fixres
 
+    if a.test_sizes is None:  # the sweep's own test sizes: the paired summary from its table
+        return _fixres_summary(a)
     try:
         sizes = check_sizes([x for x in a.test_sizes.replace(",", " ").split() if x])
     except DseError as e:
         raise DseError(f"--test-sizes: {e}") from None
-    df = fixres(a.run, sizes, ids=a.id, top=a.top, tune_epochs=a.finetune)
+    df = fixres(a.run, sizes, ids=a.id, top=a.top, tune_epochs=a.finetune, arm=a.arm)
     if a.json:
         print(df.to_json(orient="records"))
     else:
         print(df.round(2).to_string(index=False))
+    return 0
+
+
+def _fixres_summary(a) -> int:
+    from pathlib import Path
+
+    from .analysis import fixres
+    from .analysis.noise import noise
+    from .results import load_results
+
+    if Path(a.run).is_file() and Path(a.run).suffix == ".pt":
+        raise DseError(f"{a.run}: give --test-sizes to evaluate one weights file")
+    df = load_results(a.run)
+    if "test_errors" not in df.columns:
+        raise DseError(f"{a.run}: its trials were not tested at several sizes (trial.test_sizes); give --test-sizes "
+                       "to evaluate its kept weights")
+    arms = fixres.arms_of(df)
+    arm = a.arm or arms[0]
+    if arm not in arms:
+        raise DseError(f"--arm {arm}: not an arm of {a.run} (it has {', '.join(map(str, arms))})")
+    s = fixres.summary(df, arm, seed=0)
+    if a.json:
+        print(json.dumps(s))
+        return 0
+    r = s["train_size"]
+    print(f"{a.run}{f' arm {arm}' if arm else ''}: trained at {r} px; error at each test size, paired with {r} px "
+          "over models (95% bootstrap interval):")
+    for x in s["sizes"]:
+        print(f"  {x['size']:>4} px  n {x['n']:>3}  error {x['mean_error']:6.2f}  delta {x['delta']:+6.2f} "
+              f"[{x['ci_low']:+.2f}, {x['ci_high']:+.2f}]")
+    if s["finetune"]:
+        f = s["finetune"]
+        print(f"  fine-tuned at {f['size']} px: error {f['mean_error']:.2f}, delta vs {r} px without it "
+              f"{f['delta']:+.2f} [{f['ci_low']:+.2f}, {f['ci_high']:+.2f}]")
+    print("\n".join(fixres.lines(df[df["arm"].astype(str) == arm] if arm else df, noise(df).noise)))
     return 0
 
 
@@ -609,7 +646,9 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("fixres", help="errors of trained models at several test resolutions (FixRes)")
     s.add_argument("run", help="a sweep folder run with trial.keep_weights, or one weights/<id>.pt file")
-    s.add_argument("--test-sizes", required=True, help="e.g. 24,32,40")
+    s.add_argument("--test-sizes", help="evaluate the kept weights at these sizes, e.g. 24,32,40 (default: the "
+                   "paired summary of the sizes the sweep tested, trial.test_sizes)")
+    s.add_argument("--arm", help="the arm to summarise or evaluate (default: the first)")
     s.add_argument("--top", type=int, help="only the K best models of the sweep")
     s.add_argument("--id", nargs="+", help="only these sample ids")
     s.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",

@@ -234,6 +234,7 @@ class Trial:
     device: str = "cpu"
     threads: int | None = None
     test_sizes: tuple | None = None
+    finetune: int = 0
     compile: bool | str = False
 
     def __post_init__(self):
@@ -252,6 +253,9 @@ class Trial:
              "an integer in 1..1024"),
             ("test_sizes", sizes, sizes is None or (isinstance(sizes, (list, tuple)) and len(sizes) > 0 and all(
                 _int(s) and 1 <= s <= MAX_RES for s in sizes)), f"a list of integers in 1..{MAX_RES}"),
+            ("finetune", self.finetune, _int(self.finetune) and 0 <= self.finetune <= 100 and (
+                not self.finetune or sizes is not None), "epochs in 0..100 of FixRes fine-tuning at each test size "
+             "(needs test_sizes)"),
             ("compile", self.compile, isinstance(self.compile, bool) or self.compile in BACKENDS,
              "true (torch.compile with inductor), false, or a backend: " + ", ".join(BACKENDS)),
         ])
@@ -410,9 +414,66 @@ class Search:
         return v if kind == "seconds" else None
 
 
+ARM_SECTIONS = ("data", "train", "eval", "trial", "progressive")  # what an arm may override
+ARM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a controlled experiment: a training variant (overrides of the data, train, eval, trial and
+    progressive sections; `progressive: null` turns it off) of the experiment's sampled models, or one fixed network
+    (`space` with `set` parameters or a `preset`) trained on its own. Arms named `x@g` are compared within group g."""
+
+    name: str
+    space: str | None = None
+    set: dict | None = None
+    preset: str | None = None
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def group(self) -> str:
+        return self.name.split("@", 1)[1] if "@" in self.name else ""
+
+    @property
+    def fixed(self) -> bool:
+        return self.space is not None
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name}
+        d.update({k: v for k, v in (("space", self.space), ("set", self.set), ("preset", self.preset))
+                  if v is not None})
+        return {**d, **self.overrides}
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> "Arm":
+        if not isinstance(d, dict):
+            raise DseError(f"{where}: must be a mapping with a name, got {d!r}")
+        known = ("name", "space", "set", "preset", *ARM_SECTIONS)
+        for k in d:
+            if k not in known:
+                close = difflib.get_close_matches(str(k), known, n=1)
+                raise DseError(f"{where}.{k}: unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
+                               + f"; known: {', '.join(known)}")
+        name = d.get("name")
+        if not isinstance(name, str) or not ARM_NAME.match(name):
+            raise DseError(f"{where}.name: must be letters, digits and _ . @ + -, got {name!r}")
+        space, sets, preset = d.get("space"), d.get("set"), d.get("preset")
+        if space is None and (sets is not None or preset is not None):
+            raise DseError(f"{where}: set and preset need a space")
+        if space is not None and not isinstance(space, str):
+            raise DseError(f"{where}.space: must be a space name, got {space!r}")
+        if sets is not None and not isinstance(sets, dict):
+            raise DseError(f"{where}.set: must be a mapping of parameter values, got {sets!r}")
+        for k in ARM_SECTIONS:
+            if k in d and d[k] is not None and not isinstance(d[k], dict):
+                raise DseError(f"{where}.{k}: must be a mapping, got {d[k]!r}")
+        return cls(name, space, dict(sets) if sets is not None else None, preset,
+                   {k: d[k] for k in ARM_SECTIONS if k in d})
+
+
 SECTIONS = {"data": DataSpec, "train": Recipe, "eval": Eval, "trial": Trial, "progressive": Progressive,
             "noise": Noise, "reward": Reward, "grid": Grid, "search": Search}
-KEYS = ("name", "doc", "spaces", "n", "seed", "flops", "params", "acts", "samples", *SECTIONS)
+KEYS = ("name", "doc", "spaces", "n", "seed", "flops", "params", "acts", "samples", *SECTIONS, "arms", "seeds")
 
 
 @dataclass(frozen=True)
@@ -434,11 +495,22 @@ class Experiment:
     reward: Reward = Reward()
     grid: Grid | None = None
     search: Search | None = None
+    arms: tuple = ()
+    seeds: int = 1
     doc: str = ""
 
     @property
     def cpus(self) -> float:
         return self.trial.cpus
+
+    def arm(self, name: str | None) -> "Experiment":
+        """The experiment as one arm trains: its sections with the arm's overrides (None: the experiment itself)."""
+        if not name:
+            return self
+        a = next((x for x in self.arms if x.name == name), None)
+        if a is None:
+            raise DseError(f"no arm {name!r} (the experiment has {', '.join(x.name for x in self.arms) or 'none'})")
+        return _arm_experiment(self, a)
 
     def to_dict(self) -> dict:
         """The experiment in its file format (bands as [lo, hi]); parse(to_dict()) gives it back."""
@@ -450,6 +522,10 @@ class Experiment:
             v = getattr(self, k)
             if v is not None and not (k == "noise" and not v.models):
                 d[k] = _asdict(v)
+        if self.arms:
+            d["arms"] = [a.to_dict() for a in self.arms]
+        if self.seeds != 1:
+            d["seeds"] = self.seeds
         return d
 
     def replace(self, **kw) -> "Experiment":
@@ -519,11 +595,63 @@ def _parse(d: dict, path: str) -> Experiment:
             sp = Path(path).parent / sp
         samples = str(sp)
     doc = d.get("doc") or ""
-    return Experiment(name=name, spaces=tuple(spaces), n=int(n or 0), seed=seed, bands=bands, samples=samples,
-                      data=sec["data"] or DataSpec(), train=sec["train"] or Recipe(), eval=sec["eval"] or Eval(),
-                      trial=sec["trial"] or Trial(),
-                      progressive=sec["progressive"], noise=sec["noise"] or Noise(), reward=sec["reward"] or Reward(),
-                      grid=grid, search=sec["search"], doc=str(doc))
+    arms, seeds = _arms(d.get("arms")), d.get("seeds", 1)
+    if not (_int(seeds) and 1 <= seeds <= 1000):
+        raise DseError(f"seeds: must be an integer in 1..1000 (trainings of each model in each arm), got {seeds!r}")
+    if seeds > 1 and sec["noise"] is not None and sec["noise"].models:
+        raise DseError("seeds and noise: give one; with seeds > 1 every model's seeds measure the noise floor")
+    if arms and (sec["search"] or grid):
+        raise DseError("arms: a search or a grid cannot have arms")
+    if arms and not spaces and not samples and not all(a.fixed for a in arms):
+        raise DseError("arms: an arm without a space trains the experiment's sampled models; give spaces and n")
+    exp = Experiment(name=name, spaces=tuple(spaces), n=int(n or 0), seed=seed, bands=bands, samples=samples,
+                     data=sec["data"] or DataSpec(), train=sec["train"] or Recipe(), eval=sec["eval"] or Eval(),
+                     trial=sec["trial"] or Trial(),
+                     progressive=sec["progressive"], noise=sec["noise"] or Noise(), reward=sec["reward"] or Reward(),
+                     grid=grid, search=sec["search"], arms=arms, seeds=seeds, doc=str(doc))
+    for a in arms:  # every arm's sections are valid before anything runs
+        _arm_experiment(exp, a)
+    return exp
+
+
+def _arms(v) -> tuple:
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not v:
+        raise DseError(f"arms: must be a non-empty list of arms, got {v!r}")
+    arms = tuple(Arm.from_dict(a, f"arms[{i}]") for i, a in enumerate(v))
+    names = [a.name for a in arms]
+    twice = next((x for i, x in enumerate(names) if x in names[:i]), None)
+    if twice:
+        raise DseError(f"arms: the name {twice!r} is given twice")
+    return arms
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """base with over's keys, mappings merged key by key (train.augment, ...)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _arm_experiment(exp: Experiment, a: Arm) -> Experiment:
+    """The experiment with an arm's section overrides; errors name the arm."""
+    d = exp.to_dict()
+    d.pop("arms", None)
+    for k, v in a.overrides.items():
+        if k == "progressive" or v is None:
+            d[k] = v  # a progressive section is replaced whole; null removes a section
+        else:
+            d[k] = _merge(d.get(k) or {}, v)
+    try:
+        sec = {k: (SECTIONS[k].from_dict(d[k]) if hasattr(SECTIONS[k], "from_dict") else
+                   _from_dict(SECTIONS[k], d[k], k)) if d.get(k) is not None else None for k in ARM_SECTIONS}
+    except DseError as e:
+        raise DseError(f"arms[{exp.arms.index(a)}] ({a.name}): {e}") from None
+    return dataclasses.replace(exp, data=sec["data"] or DataSpec(), train=sec["train"] or Recipe(),
+                               eval=sec["eval"] or Eval(), trial=sec["trial"] or Trial(),
+                               progressive=sec["progressive"])
 
 
 def read_yaml(path: str | Path) -> dict:

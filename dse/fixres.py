@@ -35,6 +35,18 @@ def errors_at(model, data, sizes, view=None) -> dict[int, float]:
     return {s: evaluate(model, data, res=s, view=view) for s in check_sizes(sizes)}
 
 
+def tuned_errors(model, data, sizes, exp, seed: int = 0) -> dict[int, float]:
+    """Per test size: the error after FixRes fine-tuning at that size (trial.finetune epochs), each from a copy of
+    the trained model, through the experiment's test view."""
+    import copy
+
+    out = {}
+    for s in check_sizes(sizes):
+        m = finetune(copy.deepcopy(model), data, s, exp.trial.finetune, seed=seed, view=exp.eval)
+        out[s] = evaluate(m, data, res=s, view=exp.eval)
+    return out
+
+
 def load_model(path: str | Path, data_res: int | None = None, classes: int | None = None,
                dropout: float | None = None):
     """(Config, model) from a kept-weights or exported model file, built at the data's res and classes when given;
@@ -45,10 +57,11 @@ def load_model(path: str | Path, data_res: int | None = None, classes: int | Non
 
 
 def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_size: int = 128, seed: int = 0,
-             stage: str | None = None, view=None):
-    """FixRes fine-tuning at the test size: only the classifier learns; the BN layers of `stage` (default the last,
-    e.g. 's4') and of the head update their running statistics; training images get the test-time view (`view`,
-    a dse.experiment.Eval; None: a plain resize) at `size`, plus the data set's flips."""
+             stage: str | None = None, view=None, label_smoothing: float = 0.1):
+    """FixRes fine-tuning at the test size (Touvron et al. 2019, Sec. 4): only the classifier learns (SGD,
+    momentum 0.9, label smoothing 0.1); the BN layers of `stage` (default the last, e.g. 's4') and of the head
+    re-estimate their running statistics; training images get the test-time view (`view`, a dse.experiment.Eval;
+    None: a plain resize) at `size`, plus the data set's flips."""
     from .data import eval_view, normalise
 
     stages = [n for n, _ in model.named_children() if n[0] == "s" and n[1:].isdigit()]
@@ -79,7 +92,7 @@ def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_si
             if data.flip:
                 x = torch.where((torch.rand(len(x), generator=gen) < 0.5).view(-1, 1, 1, 1), x.flip(-1), x)
             y = data.y_train[idx]
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -87,7 +100,8 @@ def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_si
     return model
 
 
-def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs: int = 0, data=None):
+def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs: int = 0, data=None,
+           arm: str | None = None):
     """Per model: the error at each test size, the best size, and (with tune_epochs) the fine-tuned error."""
     import pandas as pd
 
@@ -105,14 +119,19 @@ def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs
         wdir = run / "weights"
         if not wdir.is_dir():
             raise DseError(f"{run}: no kept weights (run the sweep with trial.keep_weights: true)")
+        from .trial import weights_name
+
         df = load_results(run)
         ok = df[(df["status"] == "ok") & (df["repeat"] == 0)].sort_values("error")
+        if "arm" in ok.columns and ok["arm"].notna().any():
+            arm = arm or str(ok["arm"].dropna().iloc[0])
+            ok = ok[ok["arm"].astype(str) == arm]
         chosen = list(ids) if ids else list(ok["id"][: top or len(ok)])
-        files = [wdir / f"{i}.pt" for i in chosen]
+        files = [wdir / weights_name(i, arm) for i in chosen]
         if not files:
             raise DseError(f"{run}: no finished trials to evaluate")
         folder = run
-    exp = saved(folder) if data is None or (folder / "experiment.yaml").is_file() else None
+    exp = saved(folder).arm(arm) if data is None or (folder / "experiment.yaml").is_file() else None
     spec, view, cache = (exp.data if data is None else None), (exp.eval if exp else None), {}
 
     def data_at(res: int):  # data.res: net trains each model at its own resolution

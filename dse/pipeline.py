@@ -25,5 +25,19 @@ def run(exp: Experiment, out: str | Path, *, address: str | None = None, verbose
     paths = {"results": out / "results.parquet", "edf": out / "edf.png", "report": out / "report.html"}
     save(edf_figure(df, band=True), paths["edf"], force=True)
     write_report(df, paths["report"], title=f"dse report: {out.name}", force=True)
-    lines = [summary(df).round(2).to_string(), "", *verdict_lines(df)]
+    lines = [summary(df).round(2).to_string(), "", *verdict_lines(df), *claim_lines(df)]
     return df, paths, lines
+
+
+def claim_lines(df) -> list[str]:
+    """The verdicts of the papers' claims a table holds: FixRes's test sizes and fine-tuning, progressive
+    learning's time to the fixed arm's error."""
+    from .analysis import fixres, progressive
+    from .analysis.noise import noise
+
+    out = []
+    if "test_errors" in df.columns and df["test_errors"].map(lambda d: isinstance(d, dict) and len(d) > 1).any():
+        out += fixres.lines(df, noise(df).noise)
+    if "arm" in df.columns and "schedule" in df.columns:
+        out += progressive.lines(df)
+    return out

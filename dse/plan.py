@@ -35,7 +35,34 @@ def plan(exp: Experiment) -> list[dict]:
     recs = []
     for space in exp.spaces:
         recs += [s.to_dict() for s in sample(space, exp.n, seed=exp.seed, workers=1, **exp.bands)]
-    return recs
+    return distinct(recs + list(arm_records(exp).values())) if exp.arms else recs
+
+
+def arm_records(exp: Experiment) -> dict[str, dict]:
+    """The sample record of each arm that trains one fixed network (space with set parameters or a preset)."""
+    from .api import describe
+
+    out = {}
+    for i, a in enumerate(exp.arms):
+        if a.fixed:
+            try:
+                out[a.name] = describe(a.space, preset=a.preset, **(a.set or {})).to_dict()
+            except DseError as e:
+                raise DseError(f"arms[{i}] ({a.name}): {e}") from None
+    return out
+
+
+def points(exp: Experiment, recs: list[dict]) -> list[dict]:
+    """The trials of the plan: every sample record `seeds` times (repeat 0..seeds-1); with arms, each arm's
+    network (or every sampled model, for an arm without one) `seeds` times, the row naming its arm. The same model
+    and repeat get the same training seed in every arm, so arms pair."""
+    if not exp.arms:
+        return [{"sample": r, "repeat": k} for r in recs for k in range(exp.seeds)]
+    fixed = arm_records(exp)
+    own = {r["id"] for r in fixed.values()}
+    sampled = [r for r in recs if r["id"] not in own]
+    return [{"sample": r, "repeat": k, "arm": a.name, "cols": {"arm": a.name}}
+            for a in exp.arms for r in ([fixed[a.name]] if a.fixed else sampled) for k in range(exp.seeds)]
 
 
 def distinct(recs: list[dict]) -> list[dict]:
@@ -78,7 +105,10 @@ def noise_models(rows: list[dict], models: int) -> list[str]:
 
 
 def noise_points(exp: Experiment, recs: list[dict], rows: list[dict]) -> list[dict]:
-    """The repeat trials of the noise floor: each chosen model once per extra seed (repeat 1..seeds-1)."""
+    """The repeat trials of the noise floor: each chosen model once per extra seed (repeat 1..seeds-1); with arms,
+    models of the first arm."""
     by_id = {r["id"]: r for r in recs}
-    chosen = noise_models([r for r in rows if r["id"] in by_id], exp.noise.models)
-    return [{"sample": by_id[i], "repeat": k} for i in chosen for k in range(1, exp.noise.repeats + 1)]
+    arm = exp.arms[0].name if exp.arms else None
+    chosen = noise_models([r for r in rows if r["id"] in by_id and r.get("arm") == arm], exp.noise.models)
+    extra = {"arm": arm, "cols": {"arm": arm}} if arm else {}
+    return [{"sample": by_id[i], "repeat": k, **extra} for i in chosen for k in range(1, exp.noise.repeats + 1)]

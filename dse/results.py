@@ -16,9 +16,11 @@ JSONL, PARQUET = "results.jsonl", "results.parquet"
 METRICS = ("flops", "params", "acts")
 
 
-def trial_key(sid: str, repeat: int = 0) -> str:
-    """The unique key of a trial: the model id for its primary training, id:k for its k-th extra seed."""
-    return sid if repeat == 0 else f"{sid}:{repeat}"
+def trial_key(sid: str, repeat: int = 0, arm: str | None = None) -> str:
+    """The unique key of a trial: the model id for its primary training, id:k for its k-th extra seed; in an arm,
+    id@arm and id@arm:k."""
+    head = f"{sid}@{arm}" if arm else sid
+    return head if repeat == 0 else f"{head}:{repeat}"
 
 
 def row_key(r: dict) -> str:
@@ -79,7 +81,7 @@ def row(rec: dict, repeat: int, ctx: dict, res: dict | None = None, reason: str 
     band, n_planned), any `extra` columns, then the outcome of dse.train.train (`res`) or the failure `reason`."""
     r = flat_row(rec)
     r.update(stages=rec["stages"], config=rec["config"], net=rec.get("net"),
-             key=trial_key(rec["id"], repeat), repeat=repeat, **ctx, **extra)
+             key=trial_key(rec["id"], repeat, extra.get("arm")), repeat=repeat, **ctx, **extra)
     if res is None:
         r.update(status="failed", reason=reason or "trial failed before reporting", error=None, best_error=None)
         return r
@@ -94,6 +96,8 @@ def row(rec: dict, repeat: int, ctx: dict, res: dict | None = None, reason: str 
         best = min(te, key=te.get)
         r.update(test_errors=te, best_test_size=int(best), best_test_error=te[best],
                  fixres_gain=(res["error"] - te[best]) if res["error"] is not None else None)
+    if res.get("tuned_errors"):
+        r["tuned_errors"] = res["tuned_errors"]
     if eps and "res" in eps[0]:
         r["schedule"] = [{k: e[k] for k in ("stage", "res", "dropout", "randaug", "mixup")} for e in eps]
     return r

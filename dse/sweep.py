@@ -215,8 +215,9 @@ def _last_line(text: str | None) -> str | None:
 
 
 def dirname(point: dict) -> str:
-    """The Ray folder of a trial: the model id, with -rK for its K-th noise repeat."""
-    return point["sample"]["id"] + (f"-r{point['repeat']}" if point.get("repeat") else "")
+    """The Ray folder of a trial: the model id (id@arm in an arm), with -rK for its K-th repeat."""
+    head = point["sample"]["id"] + (f"@{point['arm']}" if point.get("arm") else "")
+    return head + (f"-r{point['repeat']}" if point.get("repeat") else "")
 
 
 def _dirname(t) -> str:
@@ -241,10 +242,12 @@ def _pruner(out: Path, results: ResultsLog, keep: int | None):
         return None
 
     def prune() -> None:
-        ok = sorted((r["error"], r["id"]) for r in results.rows
+        from .trial import weights_name
+
+        ok = sorted((r["error"], r["id"], r.get("arm") or "") for r in results.rows
                     if r.get("repeat", 0) == 0 and r.get("status") == "ok" and r.get("error") is not None)
-        for _, sid in ok[keep:]:
-            f = out / "weights" / f"{sid}.pt"
+        for _, sid, arm in ok[keep:]:
+            f = out / "weights" / weights_name(sid, arm or None)
             if f.exists():
                 f.unlink()
     return prune
@@ -288,7 +291,7 @@ class Driver:
     def todo(self, points: list[dict]) -> list[dict]:
         """The points still to train: not in the table; with the checkpoint an earlier run left for them."""
         return [{**p, "resume_from": self.prior.get(dirname(p))} for p in points
-                if planning.key(p["sample"]["id"], p.get("repeat", 0)) not in self.results]
+                if planning.key(p["sample"]["id"], p.get("repeat", 0), p.get("arm")) not in self.results]
 
     def fit(self, points: list[dict] | None = None, *, search_alg=None, scheduler=None, num_samples: int = 1,
             time_budget_s: float | None = None) -> None:
@@ -414,15 +417,16 @@ def sweep(exp: Experiment | None, out: str | Path, *, address: str | None = None
     try:
         if retries is not None:  # for this run only: the saved experiment keeps its own
             exp = exp.replace(trial=dataclasses.replace(exp.trial, retries=retries))
+        first = planning.points(exp, recs)
         n_noise = min(exp.noise.models, len(recs)) * exp.noise.repeats
-        with Driver(exp, out, data, total=len(recs) + n_noise, address=address, verbose=verbose,
+        with Driver(exp, out, data, total=len(first) + n_noise, address=address, verbose=verbose,
                     progress=progress, csv=csv, faults=_faults) as d:
-            todo = d.todo([{"sample": r, "repeat": 0} for r in recs])
+            todo = d.todo(first)
             if todo:
                 d.fit(todo)
             if n_noise:
                 points = _noise_points(exp, out, recs, d.results)
-                d.set_total(len(recs) + len(points))
+                d.set_total(len(first) + len(points))
                 todo = d.todo(points)
                 if todo:
                     d.fit(todo)
@@ -436,7 +440,10 @@ def _noise_points(exp: Experiment, out: Path, recs: list[dict], results: Results
     f = out / NOISE
     by_id = {r["id"]: r for r in recs}
     if f.exists():
-        return [{"sample": by_id[p["id"]], "repeat": p["repeat"]} for p in read_rows(f) if p["id"] in by_id]
+        return [{"sample": by_id[p["id"]], "repeat": p["repeat"],
+                 **({"arm": p["arm"], "cols": {"arm": p["arm"]}} if p.get("arm") else {})}
+                for p in read_rows(f) if p["id"] in by_id]
     points = planning.noise_points(exp, recs, results.rows)
-    _write_jsonl(f, [{"id": p["sample"]["id"], "repeat": p["repeat"]} for p in points])
+    _write_jsonl(f, [{"id": p["sample"]["id"], "repeat": p["repeat"], **({"arm": p["arm"]} if p.get("arm") else {})}
+                     for p in points])
     return points

@@ -37,6 +37,11 @@ def data_at(spec: DataSpec, res: int):
     return _loaded(spec).at(res)
 
 
+def weights_name(sid: str, arm: str | None = None) -> str:
+    """The kept-weights file of a model (of an arm): <id>.pt, <id>@<arm>.pt."""
+    return f"{sid}@{arm}.pt" if arm else f"{sid}.pt"
+
+
 def _state_from(path: str | None):
     import torch
 
@@ -82,17 +87,19 @@ def run(config: dict, data=None) -> None:
     from ray import tune
 
     from .complexity import complexity
-    from .fixres import errors_at
+    from .fixres import errors_at, tuned_errors
     from .models import build
     from .models.export import save_weights
     from .train import train
 
-    exp: Experiment = config["exp"]
+    base: Experiment = config["exp"]
     point = config["point"]
+    exp = base.arm(point.get("arm"))  # an arm trains with its own sections
     rec, repeat = point["sample"], point.get("repeat", 0)
     cfg = Config.from_dict(rec)
-    data = data if data is not None else data_at(exp.data, cfg.net.res)
-    key = trial_key(rec["id"], repeat)
+    if data is None or exp.data != base.data:
+        data = data_at(exp.data, cfg.net.res if exp.data.res == "net" else exp.data.res)
+    key = trial_key(rec["id"], repeat, point.get("arm"))
     ck = tune.get_checkpoint()
     state = None
     if ck is not None:
@@ -130,10 +137,12 @@ def run(config: dict, data=None) -> None:
             model.load_state_dict(final.get("model") or state["model"])
             if sizes:
                 res["test_errors"] = {str(k): v for k, v in errors_at(model, data, sizes, exp.eval).items()}
+            if sizes and exp.trial.finetune:
+                res["tuned_errors"] = {str(k): v for k, v in tuned_errors(model, data, sizes, exp, seed).items()}
             if keep:
                 wdir = Path(config["weights_dir"])
                 wdir.mkdir(parents=True, exist_ok=True)
-                save_weights(wdir / f"{cfg.id}.pt", rec, model.state_dict(), net=kw)
+                save_weights(wdir / weights_name(cfg.id, point.get("arm")), rec, model.state_dict(), net=kw)
         if res.get("compile_time") is not None:
             extra["compile_time"] = res["compile_time"]
         eps = res["epochs"]

@@ -26,6 +26,13 @@ The decision rule, in order:
      When the noise floor was measured (the median per-model seed std, dse.analysis.noise) and |delta_mean| is below
      it, the line says the difference is smaller than the noise floor and is not a conclusion.
 The numbers in a "better" line are the better group minus the other (negative for errors, positive for rewards).
+
+Arms (a table with an `arm` column, from an experiment's `arms:`) are compared by arm, within their group (`x@g`
+arms only with arms of group g): each arm's units are its finished trials, every seed included. When two arms trained
+the same models with the same seeds (training variants of one population), they are compared paired: n is the number
+of shared (model, seed) units, delta_mean the mean of the per-unit differences, its interval the percentile bootstrap
+of that mean (units resampled, paired_ci); otherwise (each arm its own network, its seeds its units) unpaired, as
+above. The noise floor of an arms experiment is the median seed std of its (arm, model) groups.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ SHIFT = 2.0  # points: the shift the power line speaks of, for percentage metric
 QUANTILES = (0.1, 0.25, 0.5)
 COLUMNS = ["a", "b", "n_a", "n_b", "delta_mean", "ci_low", "ci_high", "d_q10", "d_q25", "d_q50", "ks", "ks_p",
            "verdict"]
+ARM_COLUMNS = COLUMNS[:-1] + ["paired", "verdict"]
 
 
 def bootstrap_ci(a, b, n_boot: int = 2000, ci: float = 0.95, seed=0) -> tuple[float, float]:
@@ -59,6 +67,17 @@ def bootstrap_ci(a, b, n_boot: int = 2000, ci: float = 0.95, seed=0) -> tuple[fl
     d = (a[rng.integers(0, a.size, (n_boot, a.size))].mean(axis=1)
          - b[rng.integers(0, b.size, (n_boot, b.size))].mean(axis=1))
     lo, hi = np.quantile(d, [(1 - ci) / 2, (1 + ci) / 2])
+    return float(lo), float(hi)
+
+
+def paired_ci(d, n_boot: int = 2000, ci: float = 0.95, seed=0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of paired differences d (the pairs resampled n_boot times)."""
+    d = np.asarray(d, dtype=float)
+    if d.size == 0:
+        raise DseError("paired_ci needs at least one pair")
+    rng = np.random.default_rng(seed)
+    m = d[rng.integers(0, d.size, (n_boot, d.size))].mean(axis=1)
+    lo, hi = np.quantile(m, [(1 - ci) / 2, (1 + ci) / 2])
     return float(lo), float(hi)
 
 
@@ -109,19 +128,20 @@ def verdict(a: str, b: str, n_a: int, n_b: int, delta: float, lo: float, hi: flo
     """The plain line of one comparison by the rule of the module doc (delta = a - b, [lo, hi] its interval;
     dq: a - b at the EDF quantiles q25 and q50; n_obs: the n per side that would detect |delta| itself)."""
     u, f = units(metric), (lambda x: _num(x, metric))
+    each = "pairs" if per == "pair" else f"per {per}"  # paired comparisons count pairs
     shift_txt = f"a {shift:g}-point shift" if u else f"a shift of {shift:.3g} (half a pooled std)"
-    power = (f"about {int(n_req)} per {per} would detect {shift_txt}" if np.isfinite(n_req)
+    power = (f"about {int(n_req)} {each} would detect {shift_txt}" if np.isfinite(n_req)
              else f"the spread is unknown, so the n that would detect {shift_txt} is too")
     power_obs = power
     if np.isfinite(n_obs) and np.isfinite(n_req) and abs(delta) > shift:
-        power_obs = (f"about {int(n_obs)} per {per} would detect a mean shift of this size "
+        power_obs = (f"about {int(n_obs)} {each} would detect a mean shift of this size "
                      f"({f(delta).lstrip('+-')}{u}), {int(n_req)} {shift_txt}")
     excludes = lo > 0 or hi < 0
     a_better = (delta < 0) == ascending(metric)
     win, lose, nw, nl = (a, b, n_a, n_b) if a_better else (b, a, n_b, n_a)
     dw, lw, hw = (delta, lo, hi) if a_better else (-delta, -hi, -lo)
     if min(n_a, n_b) < min_n:
-        small = f"too small for conclusions (fewer than {min_n} per {per})"
+        small = f"too small for conclusions (fewer than {min_n} {each.removeprefix('per ') if per == 'pair' else each})"
         if not excludes:
             return (f"{a} vs {b}: no difference detected at n = {n_a}/{n_b}, {small}: mean {f(delta)}{u} "
                     f"[{f(lo)}, {f(hi)}], KS p = {_p(ks_p)}; {power}")
@@ -144,15 +164,82 @@ def verdict(a: str, b: str, n_a: int, n_b: int, delta: float, lo: float, hi: flo
     return f"{head}: mean {f(dw)}{u} [{f(lw)}, {f(hw)}], {tail}, {floor_txt}"
 
 
-def compare(df: pd.DataFrame, by: str = "space", metric: str = "error", *, n_boot: int = 2000, ci: float = 0.95,
-            seed: int = 0, noise: float | None = None, shift: float | None = None, min_n: int = MIN_N) -> pd.DataFrame:
+def default_by(df: pd.DataFrame) -> str:
+    """arm for a table of arms, else space."""
+    return "arm" if "arm" in df.columns and df["arm"].notna().any() else "space"
+
+
+def arm_pairs(arms) -> list[tuple[str, str]]:
+    """The pairs of arms a verdict speaks of: arms of one group (the text after @ in x@g, none without @), in the
+    order given."""
+    arms = list(arms)
+    grp = lambda a: a.split("@", 1)[1] if "@" in a else ""  # noqa: E731
+    return [(a, b) for i, a in enumerate(arms) for b in arms[i + 1:] if grp(a) == grp(b)]
+
+
+def arm_units(df: pd.DataFrame, metric: str = "error") -> dict[str, pd.Series]:
+    """{arm: the metric of its finished trials, indexed by (id, repeat)}, arms in the table's order."""
+    from dse.analysis.table import seed_rows
+
+    t = seed_rows(df[df["arm"].notna()], metric)
+    rep = pd.to_numeric(t["repeat"], errors="coerce").fillna(0).astype(int) if "repeat" in t.columns else 0
+    v = pd.Series(pd.to_numeric(t[metric], errors="coerce").to_numpy(dtype=float),
+                  index=pd.MultiIndex.from_arrays([t["id"].astype(str), rep], names=["id", "repeat"]))
+    order = list(dict.fromkeys(df["arm"].dropna().astype(str)))
+    return {a: v[(t["arm"].astype(str) == a).to_numpy()].sort_index() for a in order}
+
+
+def compare_arms(df: pd.DataFrame, metric: str = "error", *, pairs=None, n_boot: int = 2000, ci: float = 0.95,
+                 seed: int = 0, noise: float | None = None, shift: float | None = None,
+                 min_n: int = MIN_N) -> pd.DataFrame:
+    """One row per pair of arms (`pairs`, default arm_pairs): ARM_COLUMNS, paired where the arms share their
+    (model, seed) units (see the module doc)."""
+    u = arm_units(df, metric)
+    floor = measure_noise(df, metric).noise if noise is None else float(noise)
+    rows = []
+    for i, (a, b) in enumerate(pairs if pairs is not None else arm_pairs(u)):
+        if a not in u or b not in u:
+            raise DseError(f"no finished trials of arm {a if a not in u else b!r} (the table has "
+                           f"{', '.join(u) or 'none'})")
+        x, y = u[a], u[b]
+        shared = x.index.intersection(y.index)
+        paired = len(shared) >= 2
+        if paired:
+            x, y = x.loc[shared], y.loc[shared]
+            diff = x.to_numpy() - y.to_numpy()
+            lo, hi = paired_ci(diff, n_boot, ci, seed=[seed, i])
+            sd = float(np.std(diff, ddof=1)) / math.sqrt(2) if diff.size > 1 else math.nan
+        else:
+            lo, hi = bootstrap_ci(x.to_numpy(), y.to_numpy(), n_boot, ci, seed=[seed, i])
+            sd = pooled_std(x.to_numpy(), y.to_numpy())
+        xa, ya = x.to_numpy(), y.to_numpy()
+        d = float(xa.mean() - ya.mean())
+        qa, qb = np.quantile(xa, QUANTILES), np.quantile(ya, QUANTILES)
+        stat, p = ks(xa, ya)
+        sh = shift if shift is not None else (SHIFT if units(metric) else 0.5 * sd)
+        line = verdict(a, b, xa.size, ya.size, d, lo, hi, p, metric=metric, floor=floor, n_req=n_needed(sd, sh),
+                       shift=sh, min_n=min_n, per="pair" if paired else "arm",
+                       dq=tuple(float(v) for v in (qa - qb)[1:3]), n_obs=n_needed(sd, abs(d)))
+        if paired:
+            line = line.replace(f"n = {xa.size}/{ya.size}", f"n = {xa.size} paired")
+        rows.append([a, b, int(xa.size), int(ya.size), d, lo, hi, *map(float, qa - qb), stat, p, paired, line])
+    return pd.DataFrame(rows, columns=ARM_COLUMNS)
+
+
+def compare(df: pd.DataFrame, by: str | None = None, metric: str = "error", *, n_boot: int = 2000,
+            ci: float = 0.95, seed: int = 0, noise: float | None = None, shift: float | None = None,
+            min_n: int = MIN_N) -> pd.DataFrame:
     """One row per pair of groups (a before b in label order): COLUMNS (see the module doc). Empty for one group.
 
+    by: space, run or arm (default: arm for a table of arms, else space).
     noise: the noise floor in the metric's units (default: measured from the table's repeats, NaN without them).
     shift: the shift the power line speaks of (default 2 points for percentages, half the pair's pooled std else).
     """
     if not (isinstance(min_n, (int, np.integer)) and min_n >= 2):
         raise DseError(f"min_n must be an integer >= 2, got {min_n!r}")
+    by = by or default_by(df)
+    if by == "arm":
+        return compare_arms(df, metric, n_boot=n_boot, ci=ci, seed=seed, noise=noise, shift=shift, min_n=min_n)
     g = groups(df, by, metric)
     floor = measure_noise(df, metric).noise if noise is None else float(noise)
     names, rows = list(g), []
@@ -179,20 +266,22 @@ def too_small(cmp: pd.DataFrame, min_n: int = MIN_N) -> bool:
     return bool(len(cmp)) and bool((cmp[["n_a", "n_b"]].min(axis=1) < min_n).any())
 
 
-def format_verdicts(cmp: pd.DataFrame, nz: Noise, *, by: str = "space", min_n: int = MIN_N) -> list[str]:
+def format_verdicts(cmp: pd.DataFrame, nz: Noise, *, by: str | None = "space", min_n: int = MIN_N) -> list[str]:
     """The terminal lines: the noise floor, a too-small banner when it applies, then one verdict per pair."""
     out = [nz.line()]
     if cmp.empty:
         return out + [f"one {by} only: nothing to compare"]
     if too_small(cmp, min_n):
         n = int(cmp[["n_a", "n_b"]].to_numpy().min())
-        out.append(f"TOO SMALL FOR CONCLUSIONS: {n} models on a side, the verdicts need at least {min_n} per side")
+        what = "units" if by == "arm" else "models"
+        out.append(f"TOO SMALL FOR CONCLUSIONS: {n} {what} on a side, the verdicts need at least {min_n} per side")
     return out + list(cmp["verdict"])
 
 
-def verdict_lines(df: pd.DataFrame, by: str = "space", metric: str = "error", *, min_n: int = MIN_N,
+def verdict_lines(df: pd.DataFrame, by: str | None = None, metric: str = "error", *, min_n: int = MIN_N,
                   **kw) -> list[str]:
     """The lines `dse run`, `dse compare` and the report print: noise floor, too-small banner, verdicts."""
+    by = by or default_by(df)
     nz = measure_noise(df, metric)
     cmp = compare(df, by, metric, noise=nz.noise, min_n=min_n, **kw)
     return format_verdicts(cmp, nz, by=by, min_n=min_n)

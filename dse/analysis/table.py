@@ -96,10 +96,10 @@ def seed_rows(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
 
 
 def model_keys(df: pd.DataFrame) -> list[str]:
-    """The columns that name one model across its seeds: run (when stacked), space (when present) and id."""
+    """The columns that name one model across its seeds: run (when stacked), space and arm (when present), id."""
     if "id" not in df.columns:
         raise DseError("the table has no 'id' column: repeats cannot be matched to their model")
-    return [c for c in ("run", "space") if c in df.columns] + ["id"]
+    return [c for c in ("run", "space", "arm") if c in df.columns] + ["id"]
 
 
 def median(values) -> float:
