@@ -493,8 +493,9 @@ def cmd_fit(a) -> int:
     with bar:
         fits = F.fit_results(df, None if with_summary else a.top, a.metric, a.id, a.quantum, progress=tick)
     summ = F.fit_summaries(fits, a.metric, a.top) if with_summary else None
-    shown = fits if a.top is None else fits.groupby("space", sort=False).head(a.top) if "space" in fits else \
-        fits.head(a.top)
+    shown = fits
+    if a.top is not None:  # each space's top K (fit_results ranked each space)
+        shown = fits.groupby("space", sort=False).head(a.top) if "space" in fits else fits.head(a.top)
     if a.json:
         print('{"fits": ' + shown.to_json(orient="records", double_precision=15) + ', "summary": '
               + (summ.to_json(orient="records", double_precision=15) if summ is not None else "null") + "}")

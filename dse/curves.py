@@ -58,7 +58,10 @@ def _summary_writer():
     except ImportError:
         pass
     try:
-        import tensorboard  # noqa: F401  (torch's writer needs it)
+        from importlib.util import find_spec
+
+        if find_spec("tensorboard") is None:  # torch's writer needs the tensorboard package
+            return None
         from torch.utils.tensorboard import SummaryWriter
         return SummaryWriter
     except ImportError:

@@ -79,7 +79,8 @@ def _previous(out: Path) -> dict | None:
     if not f.is_file():
         return None
     rows = read_rows(f)
-    walls = sorted(float(r["wall"]) for r in rows if r.get("status") == "ok" and isinstance(r.get("wall"), (int, float)))
+    walls = sorted(float(r["wall"]) for r in rows
+                   if r.get("status") == "ok" and isinstance(r.get("wall"), (int, float)))
     if not walls:
         return None
     return {"source": "rows", "trial_s": walls[len(walls) // 2], "n": len(walls), "done": {r.get("key") or r["id"]

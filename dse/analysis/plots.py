@@ -588,13 +588,14 @@ def curves_figure(curves: pd.DataFrame, by: str = "space") -> Figure:
                 g = g.sort_values("epoch")
                 for ax, m in zip(axs, ("val_error", "train_loss")):
                     if m in g:
-                        ax.plot(g["epoch"], pd.to_numeric(g[m], errors="coerce"), color=f"C{i % 10}", alpha=0.6,
-                                linewidth=0.9, label=f"{k} ({sel['key'].nunique()} trials)" if j == 0 else None)
+                        ax.plot(g["epoch"], pd.to_numeric(g[m], errors="coerce"), "-o", color=f"C{i % 10}",
+                                alpha=0.6, linewidth=0.9, markersize=2.5,
+                                label=f"{k} ({sel['key'].nunique()} trials)" if j == 0 else None)
         axs[0].set_ylabel("val error (%)")
         axs[1].set_ylabel("train loss")
-        axs[1].set_yscale("log")
         for ax in axs:
             ax.set_xlabel("epoch")
+            ax.set_xlim(0.5, int(curves["epoch"].max()) + 0.5)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         axs[0].legend(loc="upper right")
         fig.suptitle(f"training curves of {curves['key'].nunique()} trials ({len(curves)} epochs recorded), one line "

@@ -236,9 +236,17 @@ def _fits(df: pd.DataFrame, metric: str, top: int) -> str:
     fits = fit_results(df, metric=metric)
     cols = [c for c in ("id", metric, "d", "w0", "wa", "wm", "e_fit") if c in fits.columns]
     body = _png(fits_figure(fits, metric=metric))
+    from .plots import _families
+
     summ = fit_summaries(fits, metric)
-    body += _table(summ[["space", "n", "rho", "p", "k", "e_fit_top", "e_fit_rest"]].rename(
-        columns={"rho": f"spearman(e_fit, {metric})", "k": "top k"}), 3)
+    rule = [s for s, f in _families(summ["space"]).items() if f == "regnet"]
+    summ = summ[~summ["space"].isin(rule)]
+    if len(summ):
+        body += _table(summ[["space", "n", "rho", "p", "k", "e_fit_top", "e_fit_rest"]].rename(
+            columns={"rho": f"spearman(e_fit, {metric})", "k": "top k"}), 3)
+    if rule:
+        body += _p(f"{', '.join(rule)}: no Spearman of e_fit, whose widths come from the rule itself (e_fit = 0 by "
+                   "construction, up to the group-width adjustment).", "note")
     for s, g in (fits.groupby(fits["space"].astype(str), sort=True) if "space" in fits.columns else [(None, fits)]):
         k = min(top, len(g))
         body += f"<h3>{html.escape(f'{s}: ' if s else '')}the best {k} of the {len(g)} fitted models</h3>"
@@ -255,6 +263,7 @@ def _refine(df: pd.DataFrame, metric: str, floor: float) -> str:
         cand = cand.assign(**{"|d_mean| vs noise": [TOO_FEW if n < MIN_N else "below noise" if abs(d) < floor
                                                     else "above" if d == d else "" for d, n in zip(cand["d_mean"],
                                                                                                  cand["n"])]})
+        cand = cand.drop(columns="note")  # the column above says "too few" already
     out = _p("Each space on its own: a candidate's subset against that space's finished rows.", "note")
     out += _table(cand) if len(cand) else _p("no candidate constraint applies to these spaces", "note")
     out += ("<h3>cumulative path per space (shared b, shared g, w non-decreasing, d non-decreasing; it stops below "
@@ -273,6 +282,14 @@ def _grid(df: pd.DataFrame) -> bool:
     if not all(c in df.columns for c in cols):
         return False
     return bool(df[list(cols)].apply(pd.to_numeric, errors="coerce").notna().any().all())
+
+
+def _others(df: pd.DataFrame, n_finished: int) -> str:
+    """The rows that are not finished models: failed, stopped early by a scheduler (not failures), the rest."""
+    status = df["status"] if "status" in df.columns else pd.Series("ok", index=df.index)
+    stopped, failed = int((status == "stopped").sum()), int((status == "failed").sum())
+    return ", ".join([f"{failed} failed"] + ([f"{stopped} stopped early by the scheduler"] if stopped else [])
+                     + [f"{len(df) - n_finished - stopped - failed} noise repeats or unfinished"])
 
 
 def _trend_note(nz) -> str:
@@ -301,10 +318,7 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     df = by_run_and_space(df)
     f = finished(df, metric)
     runs = ", ".join(map(str, df["run"].unique())) if "run" in df.columns else "one table"
-    status = df["status"] if "status" in df.columns else pd.Series("ok", index=df.index)
-    n_stopped = int((status == "stopped").sum())
-    n_failed = int((status == "failed").sum())
-    n_other = len(df) - len(f) - n_stopped - n_failed
+
     spaces = sorted(map(str, f["space"].unique())) if "space" in f.columns else ["all"]
     per = f.groupby("space").size() if "space" in f.columns else pd.Series({"all": len(f)})
     nz, pm = noise(df, metric), per_model(df, metric)
@@ -314,9 +328,7 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     except DseError as e:
         cmp, lines = pd.DataFrame(), [nz.line(), f"no verdicts: {e}"]
     direction = "lower is better" if ascending(metric) else "higher is better"
-    others = [f"{n_failed} failed"] + ([f"{n_stopped} stopped early by the scheduler"] if n_stopped else []) + \
-        [f"{n_other} noise repeats or unfinished"]
-    head = (f"<h1>{html.escape(title)}</h1>\n<p>{len(f)} models finished ({', '.join(others)}) from "
+    head = (f"<h1>{html.escape(title)}</h1>\n<p>{len(f)} models finished ({_others(df, len(f))}) from "
             f"{html.escape(runs)}; spaces: {html.escape(', '.join(spaces))}; metric: "
             f"<code>{html.escape(metric)}</code> ({direction}); report by dse {dse.__version__}.</p>\n")
     if too_small(cmp):

@@ -114,12 +114,12 @@ def create_model(name: str, num_classes: int = 1000, checkpoint: str | Path | No
     `checkpoint` loads weights strictly (a pycls model-zoo file, a dse file or a state dict); `kw` replaces Net
     fields (res, dropout, in_ch, ...). dse ships no weights: pretrained=True is an error that says how to load a
     pycls checkpoint."""
-    from .builder import build
-
     if pretrained:
         raise DseError(f"create_model({name!r}, pretrained=True): dse ships no pretrained weights and downloads "
                        "nothing; download a pycls model-zoo checkpoint (e.g. RegNetX-400MF_dds_8gpu.pyth) and load it "
                        f"with dse.create_model({name!r}, checkpoint='RegNetX-400MF_dds_8gpu.pyth') (num_classes=1000)")
+    from .builder import build
+
     model = build(config(name), classes=num_classes, **kw)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, name)
