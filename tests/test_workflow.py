@@ -286,8 +286,8 @@ def test_widths_titles_say_best_k_of_n():
 
 
 def test_pdf_wherever_png_works_and_the_same_bytes_twice(tmp_path, run_cli, small):
-    for args in (("plot", "edf", small), ("fit", small)):
-        out = tmp_path / f"{args[1]}.pdf"
+    for name, args in (("edf", ("plot", "edf", small)), ("fits", ("fit", small))):
+        out = tmp_path / f"{name}.pdf"
         code, _, err = run_cli(*args, "-o", out)
         assert code == 0, err
         assert out.read_bytes()[:5] == b"%PDF-"
