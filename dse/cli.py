@@ -104,18 +104,29 @@ def cmd_spaces(a) -> int:
     from .space import load
     from .spec import list_spaces
 
-    for name in list_spaces():
+    recs = []
+    for name, path in list_spaces().items():
         sp = load(name)
         parent = sp.spec.get("extends_chain", [])
-        print(f"{name:16s} {sp.family:7s} {'<- ' + parent[0] if parent else '':16s} {sp.spec.get('doc', '')}")
+        recs.append({"name": name, "family": sp.family, "extends": parent[0] if parent else None,
+                     "doc": sp.spec.get("doc", ""), "path": str(path)})
+    if a.json:
+        print(json.dumps(recs))
+    for r in recs if not a.json else ():
+        print(f"{r['name']:16s} {r['family']:7s} {'<- ' + r['extends'] if r['extends'] else '':16s} {r['doc']}")
     return 0
 
 
 def cmd_show(a) -> int:
+    from .space import load
     from .spec import resolve
 
+    load(a.space)  # the whole space checked (parameters, constraints, expressions) before it is shown
     spec, path = resolve(a.space)
     chain = spec.pop("extends_chain", [])
+    if a.json:
+        print(json.dumps({"path": str(path), "extends_chain": chain, "space": spec}))
+        return 0
     print(f"# {path}" + (f" (resolved through {' <- '.join(chain)})" if chain else ""))
     print(yaml.safe_dump(spec, sort_keys=False, default_flow_style=None, width=110).rstrip())
     return 0
@@ -177,6 +188,11 @@ def cmd_sweep(a) -> int:
 
     exp = _experiment(a)
     out = a.out or f"runs/{exp.name}"
+    if a.dry_run:
+        from .dryrun import dry_run, lines
+
+        print("\n".join(lines(dry_run(exp, out))))
+        return 0
     try:
         sweep(exp, out, address=a.address, resume=a.resume, retries=a.retries, verbose=a.verbose, csv=a.csv)
     except Interrupted as e:
@@ -392,9 +408,33 @@ def cmd_scale_grid(a) -> int:
 
 
 def cmd_status(a) -> int:
-    from .status import status
+    from .status import status, summary
 
-    print(status(a.dir))
+    if a.output and not a.curves:
+        raise DseError("-o draws the live curves: add --curves")
+    if not a.curves:
+        print(json.dumps(summary(a.dir)) if a.json else status(a.dir))
+        return 0
+    from .curves import curves_table, load_curves
+    from .io import check_new
+
+    if a.output:
+        check_new(a.output, a.force)
+    summary(a.dir)  # a sweep folder, or a one-line error
+    df = load_curves(a.dir)
+    if a.json:
+        print(df.to_json(orient="records", double_precision=15))
+    elif a.output:
+        from .analysis.plots import curves_figure
+
+        _save(curves_figure(df), a.output, a.force)
+    elif not len(df):
+        print(f"{a.dir}: no epoch recorded yet")
+    else:
+        t = curves_table(df)
+        print(f"{a.dir}: {len(t)} trials, {len(df)} epochs recorded (latest first; curve: val error per epoch, "
+              "0-100%)")
+        print(t.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     return 0
 
 
@@ -406,6 +446,20 @@ def _runs(a):
 
     df = load_runs(a.runs)
     return by_run_and_space(select_spaces(df, a.space) if getattr(a, "space", None) else df)
+
+
+def _bar(desc: str):
+    """The project's one progress display for work that can take more than a few seconds: (Progress, tick) with
+    tick(done, total); a tqdm bar on a terminal after 2 s, plain lines every 10 s otherwise, no final line."""
+    from .progress import Progress
+
+    bar = Progress(0, desc, every=10.0, final=False, delay=2.0)
+
+    def tick(done: int, total: int) -> None:
+        if total != bar.total:
+            bar.set_total(total)
+        bar.update(done)
+    return bar, tick
 
 
 def _save(fig, path, force) -> None:
@@ -424,7 +478,10 @@ def cmd_plot(a) -> int:
     if a.what == "edf":
         fig = plots.edf_figure(df, by=a.by, normalized=a.normalized, band=a.band, metric=a.metric)
     elif a.what == "params":
-        fig = plots.params_figure(df, params=a.params.split(",") if a.params else None, metric=a.metric)
+        bar, tick = _bar("plot params: panels")
+        with bar:
+            fig = plots.params_figure(df, params=a.params.split(",") if a.params else None, metric=a.metric,
+                                      progress=tick)
     else:
         fig = plots.widths_figure(df, top=a.top, metric=a.metric)
     _save(fig, a.output, a.force)
@@ -466,24 +523,28 @@ def cmd_fit(a) -> int:
     if a.output and a.metric not in df.columns:
         raise DseError(f"-o draws e_fit against {a.metric!r}, which the table does not have (a samples file?)")
     with_summary = a.metric in df.columns and not a.id
-    fits = F.fit_results(df, None if with_summary else a.top, a.metric, a.id, a.quantum)
-    summ = F.fit_summary(fits, a.metric, a.top) if with_summary else None
-    shown = fits.head(a.top) if a.top is not None else fits
+    bar, tick = _bar("fitting widths")
+    with bar:
+        fits = F.fit_results(df, None if with_summary else a.top, a.metric, a.id, a.quantum, progress=tick)
+    summ = F.fit_summaries(fits, a.metric, a.top) if with_summary else None
+    shown = fits
+    if a.top is not None:  # each space's top K (fit_results ranked each space)
+        shown = fits.groupby("space", sort=False).head(a.top) if "space" in fits else fits.head(a.top)
     if a.json:
         print('{"fits": ' + shown.to_json(orient="records", double_precision=15) + ', "summary": '
-              + (summ.to_json(double_precision=15) if summ is not None else "null") + "}")
+              + (summ.to_json(orient="records", double_precision=15) if summ is not None else "null") + "}")
     else:
         from .regnet import stages_from_widths
         runs = (zip(*stages_from_widths(w)) for w in shown["widths"])  # widths as stage runs: 64x16 424x2
         print(shown.assign(widths=[" ".join(f"{w}x{d}" for d, w in r) for r in runs])
               .to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-        if summ is not None:
-            s = summ
-            print(f"\nspearman(e_fit, {a.metric}) = {s.rho:.3f} (p = {s.p:.3g}, n = {s.n})")
-            print(f"median e_fit: top {s.k} {s.e_fit_top:.4f}, rest {s.e_fit_rest:.4f}")
-            print(f"fitted parameters of the top {s.k}:  " + "   ".join(
-                f"{c} q25 {s[c + '_q25']:.4g} q50 {s[c + '_q50']:.4g} q75 {s[c + '_q75']:.4g}"
-                for c in ("w0", "wa", "wm")))
+        for s in summ.itertuples() if summ is not None else ():
+            p = "\u2014" if s.p != s.p else f"{s.p:.3g}"  # no p-value below 4 models
+            print(f"\n{s.space}: spearman(e_fit, {a.metric}) = {s.rho:.3f} (p = {p}, n = {s.n})")
+            print(f"  median e_fit: top {s.k} {s.e_fit_top:.4f}, rest {s.e_fit_rest:.4f}")
+            print(f"  fitted parameters of the top {s.k}:  " + "   ".join(
+                f"{c} q25 {getattr(s, c + '_q25'):.4g} q50 {getattr(s, c + '_q50'):.4g} "
+                f"q75 {getattr(s, c + '_q75'):.4g}" for c in ("w0", "wa", "wm")))
     if a.output:
         save("fits_figure", fits, metric=a.metric)
     return 0
@@ -499,7 +560,9 @@ def cmd_refine(a) -> int:
     if a.min_n < 1:
         raise DseError(f"--min-n must be a positive integer, got {a.min_n}")
     df = _runs(a)
-    cand = refine(df, metric=a.metric, e_fit=ts)
+    bar, tick = _bar("refine: e_fit of each model")
+    with bar:
+        cand = refine(df, metric=a.metric, e_fit=ts, min_n=a.min_n, progress=tick)
     try:
         path, why = refine_path(df, metric=a.metric, min_n=a.min_n), ""
     except DseError as e:  # no AnyNet space: the candidates still stand
@@ -527,13 +590,14 @@ def cmd_compare(a) -> int:
         raise DseError(f"--shift must be positive, got {a.shift}")
     df = _runs(a)
     nz = noise(df, a.metric)
-    cmp = compare(df, by=a.by, metric=a.metric, noise=nz.noise, shift=a.shift, seed=a.seed)
+    cmp = compare(df, by=a.by, metric=a.metric, noise=nz.noise, shift=a.shift, seed=a.seed, force=a.force)
     if a.json:
         print(cmp.to_json(orient="records", double_precision=15))
     else:
         print("\n".join(format_verdicts(cmp, nz, by=a.by)))
         if len(cmp):
-            print("\n" + cmp.drop(columns="verdict").to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+            t = cmp.drop(columns=[c for c in ("verdict", "differ") if c in cmp.columns])
+            print("\n" + t.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     return 0
 
 
@@ -558,49 +622,79 @@ def cmd_analyze(a) -> int:
     from .analysis.rank import epoch_rank
 
     df = epoch_rank(_runs(a), metric=a.metric)
-    print(df.to_json(orient="records", double_precision=15) if a.json
-          else df.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    print(df.to_json(orient="records", double_precision=15) if a.json  # no p-value (n < 4): null, printed as —
+          else df.to_string(index=False, float_format=lambda x: f"{x:.3g}", na_rep="\u2014"))
     return 0
 
 
 def cmd_report(a) -> int:
     from .analysis.report import report
 
-    path = report(a.runs, a.output, force=a.force, metric=a.metric)
+    bar, tick = _bar("report sections")
+    with bar:
+        path = report(a.runs, a.output, force=a.force, metric=a.metric, progress=tick)
     print(f"wrote {path}")
     return 0
 
 
+def _cmd(sub, name: str, help: str, examples: str, description: str | None = None):
+    """A subcommand with a description and an epilog of examples (shown by --help as written)."""
+    return sub.add_parser(name, help=help, description=description or help[:1].upper() + help[1:] + ".",
+                          epilog="examples:\n" + "\n".join(f"  {x}" for x in examples.strip().splitlines()),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> Parser:
-    p = Parser(prog="dse", description="Design-space exploration for convolutional networks.")
+    from . import __version__
+
+    p = Parser(prog="dse", description="Design-space exploration for convolutional networks: sample a design space "
+               "inside a complexity band, train every sample as a Ray Tune trial, compare spaces by their error EDFs.",
+               epilog="examples:\n  dse run experiments/quick.yaml\n  dse sample --space regnetx --flops 360-400M "
+               "-n 100 -o s.jsonl\n\n'dse COMMAND --help' describes a command.",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("--version", action="version", version=f"dse {__version__}", help="print dse's version and exit")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
     sub.required = True
+    space_help = "a space name (see dse spaces) or a space file (.yaml)"
+    out_help = "replace an existing output file"
 
-    s = sub.add_parser("spaces", help="list the available spaces")
+    s = _cmd(sub, "spaces", "list the available spaces", "dse spaces\ndse spaces --json",
+             "List the spaces found in $DSE_SPACES, the checkout's spaces/ and the installed package: name, family, "
+             "parent and doc line.")
+    s.add_argument("--json", action="store_true", help="print JSON records (name, family, extends, doc, path)")
     s.set_defaults(fn=cmd_spaces)
 
-    s = sub.add_parser("show", help="print a space's declaration, resolved through `extends`")
-    s.add_argument("space")
+    s = _cmd(sub, "show", "print a space's declaration, resolved through `extends`",
+             "dse show anynetx_e\ndse show my/space.yaml --json")
+    s.add_argument("space", help=space_help)
+    s.add_argument("--json", action="store_true", help="print the resolved declaration as JSON")
     s.set_defaults(fn=cmd_show)
 
-    s = sub.add_parser("describe", help="one configuration from given parameters: stage table and complexity")
-    s.add_argument("--space", required=True)
+    s = _cmd(sub, "describe", "one configuration from given parameters: stage table and complexity",
+             "dse describe --space regnetx --set d=22 w0=24 wa=24.48 wm=2.54 g=16\n"
+             "dse describe --space regnety --preset 800mf --json")
+    s.add_argument("--space", required=True, help=space_help)
     s.add_argument("--set", nargs="+", metavar="K=V", help="parameter values, e.g. d=22 w0=24 wa=24.48 wm=2.54 g=16")
     s.add_argument("--preset", help="a named preset of the space, e.g. 400mf for regnetx")
     s.add_argument("--res", type=_ranged(int, 1, 4096), help="resolution for the complexity (default: the space's)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(fn=cmd_describe)
 
-    s = sub.add_parser("sample", help="sample configurations inside a complexity band")
-    s.add_argument("--space", required=True)
+    s = _cmd(sub, "sample", "sample configurations inside a complexity band",
+             "dse sample --space anynetx_c --flops 360-400M -n 500 -o samples.jsonl\n"
+             "dse sample --space regnety --flops 360-400M --params -6M --seed 1 -o - | head",
+             "Draw distinct configurations of a space whose complexity lies inside the bands (exact sampling of "
+             "shared and monotone constraints, rejection for the band and expression constraints). The same seed "
+             "gives the same bytes for any --workers.")
+    s.add_argument("--space", required=True, help=space_help)
     s.add_argument("--flops", help="band of multiply-adds, e.g. 360-400M, 0.36-0.4G, -400M, 360M-")
     s.add_argument("--params", help="band of parameters, e.g. 2-6M")
     s.add_argument("--acts", help="band of activations, e.g. -5M")
     s.add_argument("-n", type=_ranged(int, 1, 10 ** 6), default=500, help="number of distinct samples (default 500)")
-    s.add_argument("--seed", type=_ranged(int, 0, 2 ** 32 - 1), default=0)
+    s.add_argument("--seed", type=_ranged(int, 0, 2 ** 32 - 1), default=0, help="the sampler's seed (default 0)")
     s.add_argument("-o", "--output", help="JSON Lines output ('-' for stdout)")
-    s.add_argument("--force", action="store_true", help="replace an existing output file")
+    s.add_argument("--force", action="store_true", help=out_help)
     s.add_argument("--workers", type=_ranged(int, 1, 64), default=min(4, os.cpu_count() or 1),
                    help="processes (the output does not depend on it)")
     s.add_argument("--max-tries", type=_ranged(int, 1, 10 ** 9),
@@ -608,9 +702,17 @@ def build_parser() -> Parser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     s.set_defaults(fn=cmd_sample)
 
-    s = sub.add_parser("sweep", help="train every sample of an experiment as a Ray Tune trial")
+    s = _cmd(sub, "sweep", "train every sample of an experiment as a Ray Tune trial",
+             "dse sweep experiments/main.yaml --out runs/main\n"
+             "dse sweep experiments/main.yaml --dry-run\n"
+             "dse sweep experiments/main.yaml --out runs/main --resume",
+             "Train every sample of an experiment (then its noise-floor repeats) as Ray Tune trials, one row per "
+             "trial in OUT/results.jsonl and live curves in OUT/curves.jsonl. Ctrl-C is safe; --resume continues.")
     s.add_argument("experiment", help="an experiments/*.yaml file")
     s.add_argument("--out", help="sweep folder (default runs/<name>)")
+    s.add_argument("--dry-run", action="store_true",
+                   help="print the plan (trials per space, noise repeats, the band's acceptance rate) and a cost "
+                        "estimate; train nothing, make no folder")
     s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
     s.add_argument("--resume", action="store_true", help="continue a stopped sweep in --out")
     s.add_argument("--retries", type=_ranged(int, 0, 100), help="retry a trial that raised up to N times (0..100)")
@@ -621,14 +723,17 @@ def build_parser() -> Parser:
     s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
     s.set_defaults(fn=cmd_sweep)
 
-    s = sub.add_parser("run", help="the whole protocol: sweep (continuing a stopped one), EDF figure, HTML report")
+    s = _cmd(sub, "run", "the whole protocol: sweep (continuing a stopped one), EDF figure, HTML report",
+             "dse run experiments/quick.yaml\ndse run experiments/main.yaml --out runs/main")
     s.add_argument("experiment", help="an experiments/*.yaml file")
     s.add_argument("--out", help="sweep folder (default runs/<name>); running again continues it")
     s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
     s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder)")
     s.set_defaults(fn=cmd_run)
 
-    s = sub.add_parser("search", help="the best model of one space inside its band: random or TPE, ASHA, a budget")
+    s = _cmd(sub, "search", "the best model of one space inside its band: random or TPE, ASHA, a budget",
+             "dse search experiments/search.yaml --budget 32 --searcher tpe\n"
+             "dse search experiments/search.yaml --budget 10m --searcher random --scheduler none")
     s.add_argument("experiment", help="an experiments/*.yaml file (one space and a band; an optional search: section)")
     s.add_argument("--budget", help="trials (e.g. 32) or wall time (90s, 10m, 2h)")
     s.add_argument("--scheduler", choices=["asha", "none"], help="ASHA early stopping (default) or none")
@@ -644,7 +749,8 @@ def build_parser() -> Parser:
     s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
     s.set_defaults(fn=cmd_search)
 
-    s = sub.add_parser("fixres", help="errors of trained models at several test resolutions (FixRes)")
+    s = _cmd(sub, "fixres", "errors of trained models at several test resolutions (FixRes)",
+             "dse fixres runs/fixres --test-sizes 12,16,20\ndse fixres runs/fixres --test-sizes 12,16,20 --finetune 2")
     s.add_argument("run", help="a sweep folder run with trial.keep_weights, or one weights/<id>.pt file")
     s.add_argument("--test-sizes", help="evaluate the kept weights at these sizes, e.g. 24,32,40 (default: the "
                    "paired summary of the sizes the sweep tested, trial.test_sizes)")
@@ -653,48 +759,58 @@ def build_parser() -> Parser:
     s.add_argument("--id", nargs="+", help="only these sample ids")
     s.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
                    help="fine-tune the classifier (and last BN statistics) at the best size, then report the gain")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print JSON records")
     s.set_defaults(fn=cmd_fixres)
 
-    s = sub.add_parser("models", help="the named models (zoo presets) with their resolution, flops and params")
-    s.add_argument("pattern", nargs="?", help="a shell pattern, e.g. 'regnety_*' or 'efficientnet_b[0-3]'")
+    s = _cmd(sub, "models", "the named models (zoo presets) with their resolution, flops and params",
+             "dse models regnety\ndse models 'efficientnet_b[0-3]' --json")
+    s.add_argument("pattern", nargs="?", help="a part of the name (regnety, 400mf) or a shell pattern "
+                                              "('regnety_*', 'efficientnet_b[0-3]')")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(fn=cmd_models)
 
-    s = sub.add_parser("export", help="one model file (weights, config, recipe) from a sweep's kept weights")
+    s = _cmd(sub, "export", "one model file (weights, config, recipe) from a sweep's kept weights",
+             "dse export runs/search_tpe_asha --best -o best.pt\ndse export runs/main --id 9d9c65")
     s.add_argument("run", help="a sweep folder run with trial.keep_weights")
     which = s.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", help="the sample id (a unique prefix is enough)")
     which.add_argument("--best", action="store_true", help="the finished model with the lowest error")
     s.add_argument("-o", "--output", help="the model file (default <id>.pt)")
-    s.add_argument("--force", action="store_true", help="replace an existing output file")
+    s.add_argument("--force", action="store_true", help=out_help)
     s.set_defaults(fn=cmd_export)
 
-    s = sub.add_parser("scale", help="EfficientNet compound scaling: the alpha/beta/gamma grid, scaled families")
+    s = _cmd(sub, "scale", "EfficientNet compound scaling: the alpha/beta/gamma grid, scaled families",
+             "dse scale apply --phi 0..7\ndse scale grid experiments/efficientnet_grid.yaml")
     scale = s.add_subparsers(dest="scale_cmd", metavar="grid|apply", parser_class=Parser)
     scale.required = True
-    g = scale.add_parser("grid", help="train every (alpha, beta, gamma) of an experiment's grid at phi=1, rank them")
-    g.add_argument("experiment")
-    g.add_argument("--out")
-    g.add_argument("--address")
-    g.add_argument("--resume", action="store_true")
+    g = _cmd(scale, "grid", "train every (alpha, beta, gamma) of an experiment's grid at phi=1, rank them",
+             "dse scale grid experiments/efficientnet_grid.yaml\n"
+             "dse scale grid experiments/efficientnet_grid.yaml --out runs/grid --resume")
+    g.add_argument("experiment", help="an experiments/*.yaml file with a grid: section")
+    g.add_argument("--out", help="sweep folder (default runs/<name>)")
+    g.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
+    g.add_argument("--resume", action="store_true", help="continue a stopped grid in --out")
     g.set_defaults(fn=cmd_scale_grid)
-    g = scale.add_parser("apply", help="the compound-scaled family and its complexity")
-    g.add_argument("--alpha", type=float, default=1.2)
-    g.add_argument("--beta", type=float, default=1.1)
-    g.add_argument("--gamma", type=float, default=1.15)
+    g = _cmd(scale, "apply", "the compound-scaled family and its complexity",
+             "dse scale apply --phi 0..7\ndse scale apply --alpha 1.2 --beta 1.1 --gamma 1.15 --phi 1,3 --json")
+    g.add_argument("--alpha", type=float, default=1.2, help="depth multiplier per phi (default 1.2)")
+    g.add_argument("--beta", type=float, default=1.1, help="width multiplier per phi (default 1.1)")
+    g.add_argument("--gamma", type=float, default=1.15, help="resolution multiplier per phi (default 1.15)")
     g.add_argument("--phi", default="0..7", help="N, A..B or a comma list (default 0..7)")
-    g.add_argument("--base-res", type=int, default=224)
-    g.add_argument("--json", action="store_true")
+    g.add_argument("--base-res", type=int, default=224, help="the base resolution that gamma scales (default 224)")
+    g.add_argument("--json", action="store_true", help="print JSON records")
     g.set_defaults(fn=cmd_scale_apply)
 
     runs_help = "sweep folders or results files (.jsonl, .parquet, .csv)"
     metric_help = "the column to rank by (default error; reward ranks higher-is-better)"
+    fig_help = "a .png, .svg or .pdf file"
 
-    s = sub.add_parser("plot", help="figures from results tables: edf, params, widths")
-    s.add_argument("what", choices=["edf", "params", "widths"])
+    s = _cmd(sub, "plot", "figures from results tables: edf, params, widths",
+             "dse plot edf runs/main --band -o edf.pdf\ndse plot params runs/main --params w,flops -o params.png")
+    s.add_argument("what", choices=["edf", "params", "widths"], help="the figure: error EDFs, the error against the "
+                   "design parameters, or the widths of the best models")
     s.add_argument("runs", nargs="+", help=runs_help)
-    s.add_argument("-o", "--output", required=True, help="a .png or .svg file")
+    s.add_argument("-o", "--output", required=True, help=fig_help)
     s.add_argument("--space", nargs="+", help="only these spaces")
     s.add_argument("--by", default="space", help="the column that names the curves (default space; run, ...)")
     s.add_argument("--normalized", nargs="?", const="flops", choices=["flops", "params", "acts"],
@@ -703,10 +819,13 @@ def build_parser() -> Parser:
     s.add_argument("--params", help="comma list of parameters for `params` (default: all the table has)")
     s.add_argument("--top", type=int, default=20, help="models shown by `widths` (default 20)")
     s.add_argument("--metric", default="error", help=metric_help)
-    s.add_argument("--force", action="store_true", help="replace an existing output file")
+    s.add_argument("--force", action="store_true", help=out_help)
     s.set_defaults(fn=cmd_plot)
 
-    s = sub.add_parser("fit", help="fit the quantized linear width rule (d, w0, wa, wm, e_fit)")
+    s = _cmd(sub, "fit", "fit the quantized linear width rule (d, w0, wa, wm, e_fit)",
+             "dse fit --widths 24,56,56,152,152,152,152,368 --json\ndse fit runs/main --top 10 -o fits.pdf",
+             "Fit the quantized linear width rule of RegNet to per-block widths, or to every finished model of a "
+             "sweep; a sweep's summary (Spearman of e_fit and the error, e_fit of the best models) is per space.")
     s.add_argument("runs", nargs="*", help="sweep folders, results files or a samples file from `dse sample`")
     s.add_argument("--widths", help="per-block widths, e.g. 24,56,56,152,152")
     s.add_argument("--top", type=int, help="show the K best models (default: all); the summary compares them with "
@@ -715,51 +834,65 @@ def build_parser() -> Parser:
     s.add_argument("-q", "--quantum", type=int, default=8, help="width quantum (default 8)")
     s.add_argument("--metric", default="error", help=metric_help)
     s.add_argument("--json", action="store_true", help="print JSON")
-    s.add_argument("-o", "--output", help="also draw a figure (.png/.svg)")
-    s.add_argument("--force", action="store_true", help="replace an existing output file")
+    s.add_argument("-o", "--output", help="also draw a figure (" + fig_help + ")")
+    s.add_argument("--force", action="store_true", help=out_help)
     s.set_defaults(fn=cmd_fit)
 
-    s = sub.add_parser("refine", help="test candidate constraints on a sweep's samples, no new training")
+    s = _cmd(sub, "refine", "test candidate constraints on a sweep's samples, no new training",
+             "dse refine runs/main\ndse refine runs/a --space anynetx_a --e-fit 0.05,0.1 --min-n 20 --json")
     s.add_argument("runs", nargs="+", help=runs_help)
     s.add_argument("--e-fit", help="e_fit thresholds to test, comma list (default 0.05,0.1,0.2)")
     s.add_argument("--space", nargs="+", help="only these spaces (each space is refined on its own)")
-    s.add_argument("--min-n", type=int, default=10, help="the A -> E path stops at a step leaving fewer rows (10)")
+    s.add_argument("--min-n", type=int, default=10, help="a candidate keeping fewer rows is 'too few'; the A -> E "
+                   "path stops at a step leaving fewer rows (10)")
     s.add_argument("--metric", default="error", help=metric_help)
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(fn=cmd_refine)
 
-    s = sub.add_parser("compare", help="verdicts: every pair of spaces (or runs), with intervals and the noise floor")
+    s = _cmd(sub, "compare", "verdicts: every pair of spaces (or runs), with intervals and the noise floor",
+             "dse compare runs/main\ndse compare runs/a runs/b --by run --json")
     s.add_argument("runs", nargs="+", help=runs_help)
     s.add_argument("--by", choices=["space", "run"], default="space", help="compare spaces (default) or runs")
     s.add_argument("--space", nargs="+", help="only these spaces")
     s.add_argument("--metric", default="error", help=metric_help)
     s.add_argument("--shift", type=float, help="the shift the power line speaks of (default 2 points of error)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    s.add_argument("--force", action="store_true", help="--by run: give verdicts even when the runs' recipe, data "
+                   "or band differ (they are labelled 'not comparable' otherwise)")
     s.add_argument("--json", action="store_true", help="print JSON records")
     s.set_defaults(fn=cmd_compare)
 
-    s = sub.add_parser("noise", help="the noise floor: per-model seed std, spread of models (IQR), their ratio")
+    s = _cmd(sub, "noise", "the noise floor: per-model seed std, spread of models (IQR), their ratio",
+             "dse noise runs/main\ndse noise runs/main --space anynetx_a --json")
     s.add_argument("runs", nargs="+", help=runs_help)
     s.add_argument("--space", nargs="+", help="only these spaces")
     s.add_argument("--metric", default="error", help=metric_help)
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(fn=cmd_noise)
 
-    s = sub.add_parser("analyze", help="low-epoch validity: rank correlation of each epoch's error with the final")
+    s = _cmd(sub, "analyze", "low-epoch validity: rank correlation of each epoch's error with the final",
+             "dse analyze runs/main\ndse analyze runs/main --json")
     s.add_argument("runs", nargs="+", help=runs_help)
     s.add_argument("--metric", default="error", help=argparse.SUPPRESS)
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(fn=cmd_analyze)
 
-    s = sub.add_parser("report", help="one self-contained HTML report of one or more sweeps")
+    s = _cmd(sub, "report", "one self-contained HTML report of one or more sweeps",
+             "dse report runs/main -o report.html\ndse report runs/a runs/b -o both.html --force")
     s.add_argument("runs", nargs="+", help=runs_help)
     s.add_argument("-o", "--output", required=True, help="an .html file")
     s.add_argument("--metric", default="error", help=metric_help)
-    s.add_argument("--force", action="store_true", help="replace an existing output file")
+    s.add_argument("--force", action="store_true", help=out_help)
     s.set_defaults(fn=cmd_report)
 
-    s = sub.add_parser("status", help="progress of a running or stopped sweep")
-    s.add_argument("dir")
+    s = _cmd(sub, "status", "progress of a running or stopped sweep; --curves for its live training curves",
+             "dse status runs/main\ndse status runs/main --curves\ndse status runs/main --curves -o curves.png")
+    s.add_argument("dir", help="a sweep or search folder")
+    s.add_argument("--curves", action="store_true", help="per trial, its latest epoch with a sparkline of the val "
+                   "error (from curves.jsonl); with -o, a figure of every trial's curves")
+    s.add_argument("-o", "--output", help="with --curves: draw the curves to " + fig_help)
+    s.add_argument("--force", action="store_true", help=out_help)
+    s.add_argument("--json", action="store_true", help="print JSON (with --curves: one record per trial epoch)")
     s.set_defaults(fn=cmd_status)
     return p
 

@@ -20,10 +20,11 @@ def duration(s: float) -> str:
 
 class Progress:
     """A tqdm bar on a terminal; without one, a plain line (done/total, text, elapsed, ETA) at most every `every`
-    seconds (0: only the final line, unless final=False). `initial` counts work done before this run (not in the ETA)."""
+    seconds (0: only the final line, unless final=False). `initial` counts work done before this run (not in the ETA);
+    `delay` seconds pass before a bar first shows (short work shows none)."""
 
     def __init__(self, total: int, desc: str, *, every: float = 10.0, stream=None, enabled: bool = True,
-                 initial: int = 0, final: bool = True):
+                 initial: int = 0, final: bool = True, delay: float = 0.0):
         self._stream = stream  # None: sys.stderr at the time of writing (a stored stream would not pickle)
         self.total, self.desc, self.every, self.initial = total, desc, every, initial
         self.enabled, self.final = enabled, final
@@ -33,7 +34,7 @@ class Progress:
         if enabled and interactive(self.stream):
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, desc=desc, file=self.stream, leave=True,
+            self.bar = tqdm(total=total, initial=initial, desc=desc, file=self.stream, leave=True, delay=delay,
                             dynamic_ncols=True, unit="trial" if "trial" in desc else "it")
 
     @property

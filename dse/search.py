@@ -4,9 +4,9 @@ Searchers: `random` draws from the band sampler exactly as `dse sample` does (a 
 Optuna's TPE through Ray Tune's OptunaSearch, proposing in the space's own parameters. Every TPE proposal is
 built and counted analytically before anything trains: a point outside the band is refused, never reaches a
 worker, and is told to the searcher as a completed trial with the value 100 + 100 * (its log-distance to the band)
-(1000 when the parameters build no network), so it ranks below every trained model (errors are at most 100%),
-nearer misses above farther ones: the same order Optuna's constrained TPE gives infeasible trials. The refusals
-are logged in the folder's refused.jsonl.
+(1000 when the parameters build no network or break an expression constraint), so it ranks below every trained
+model (errors are at most 100%), nearer misses above farther ones: the same order Optuna's constrained TPE gives
+infeasible trials. The refusals are logged in the folder's refused.jsonl.
 
 Scheduler: `asha` is Ray Tune's ASHAScheduler on the per-epoch validation error the trials report (time unit:
 epochs). Its defaults come from the low-epoch rank correlation `dse analyze` measures (see GRACE_FRAC).
@@ -102,7 +102,10 @@ def judge(space, bands: dict, params: dict):
     from .space import Sample, distance
 
     try:
-        cfg = space.make(from_optuna(space, params))
+        vals = from_optuna(space, params)
+        if not all(e(vals) for e in space.exprs):  # outside the space's expression constraints: no network
+            return None, math.inf
+        cfg = space.make(vals)
     except DseError:
         return None, math.inf
     cx = complexity(cfg)

@@ -54,11 +54,18 @@ class Space:
     def names(self) -> list[str]:
         return [p.name for p in self.params]
 
+    @property
+    def exprs(self) -> tuple:
+        """The expression constraints (dse.expr.Expr: text only, so the Space still pickles to workers)."""
+        from .expr import Expr
+
+        return tuple(Expr(text, frozenset(self.names)) for kind, text in self.constraints if kind == "expr")
+
     def draw(self, rng: np.random.Generator, n: int) -> list[dict]:
         """n parameter dicts drawn from the space, honouring shared and monotone constraints exactly."""
         rule = {}
         for kind, pname in self.constraints:
-            if kind != "named":
+            if kind not in ("named", "expr"):
                 rule.setdefault(pname, set()).add(kind)
         cols, fixed = {}, {}
         for p in self.params:
@@ -140,9 +147,13 @@ def load(name: str, extra_dirs=()) -> Space:
     if missing:
         raise DseError(f"{path}: params: family {fam} needs {', '.join(missing)}")
     cons = []
-    for c in spec.get("constraints", []):
+    for i, c in enumerate(spec.get("constraints", [])):
         (kind, pname), = c.items()
-        if kind != "named":
+        if kind == "expr":
+            from .expr import parse
+
+            pname = parse(pname, names, f"{path}: constraints[{i}]: expr").text
+        elif kind != "named":
             if pname not in names:
                 raise DseError(f"{path}: constraints: {kind}: unknown parameter '{pname}'")
             par = next(p for p in params if p.name == pname)
@@ -245,11 +256,24 @@ def inside(cx: Cx, bands: dict) -> bool:
 
 
 def _chunk(space: Space, seed: int, i: int, size: int, bands: dict):
-    """Draw chunk i of the seed's stream: per candidate, (Sample or None), and the closest miss."""
+    """Draw chunk i of the seed's stream: per candidate, (Sample or None); the closest miss; and per expression
+    constraint, how many draws it held for (checked before any network is built, in the worker)."""
     rng = np.random.default_rng([seed, i])
     out, best = [], (math.inf, None)
     ps = space.draw(rng, size)
-    for p, net in zip(ps, families.nets(space.family, space.spec, ps)):
+    exprs = space.exprs
+    held = [0] * len(exprs)
+    if exprs:
+        keep = []
+        for p in ps:
+            ok = [e(p) for e in exprs]
+            held = [h + k for h, k in zip(held, ok)]
+            keep.append(all(ok))
+    nets = families.nets(space.family, space.spec, [p for p, k in zip(ps, keep) if k] if exprs else ps)
+    if exprs:
+        it = iter(nets)
+        nets = [next(it) if k else None for k in keep]
+    for p, net in zip(ps, nets):
         if net is None:
             out.append(None)
             continue
@@ -262,7 +286,7 @@ def _chunk(space: Space, seed: int, i: int, size: int, bands: dict):
             dist = distance(cx, bands)
             if dist < best[0]:
                 best = (dist, cx)
-    return out, best
+    return out, best, held
 
 
 def _named(space: Space, constraints: dict | None) -> dict:
@@ -271,8 +295,19 @@ def _named(space: Space, constraints: dict | None) -> dict:
     missing = [n for n in wanted if n not in given]
     if missing:
         raise DseError(f"space {space.name}: named constraint '{missing[0]}' is not registered; pass "
-                       f"constraints={{'{missing[0]}': fn}} to dse.sample (fn(config) -> bool)")
+                       f"constraints={{'{missing[0]}': fn}} to dse.sample (fn(params) -> bool, params the mapping "
+                       "of parameter names to values, e.g. params['w'][3])")
     return {n: given[n] for n in wanted}
+
+
+def _passes(s: Sample, checks: dict, held: dict) -> bool:
+    """Whether a sample passes every named constraint (each called with the mapping of parameter names to values,
+    per-stage ones as lists); counts the passes per constraint."""
+    p = s.config.p
+    ok = {name: bool(fn(p)) for name, fn in checks.items()}
+    for name, v in ok.items():
+        held[name] += v
+    return all(ok.values())
 
 
 def _die_with_parent(parent: int) -> None:
@@ -310,6 +345,8 @@ def sample(space: str | Space, n: int = 500, *, flops=None, params=None, acts=No
     seen: set[str] = set()
     got: list[Sample] = []
     tried, closest = 0, (math.inf, None)
+    held, drawn = {e.text: 0 for e in sp.exprs}, 0  # draws each expression constraint held for, of `drawn`
+    named_held = dict.fromkeys(checks, 0)  # in-band samples each named constraint held for
     pool = ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),)) if workers > 1 else None
     try:
         i = 0
@@ -319,13 +356,16 @@ def sample(space: str | Space, n: int = 500, *, flops=None, params=None, acts=No
                 pending.append(pool.submit(_chunk, sp, seed, i + len(pending), CHUNK, bands))
             res = pending.pop(0).result() if pool else _chunk(sp, seed, i, CHUNK, bands)
             i += 1
-            cands, best = res
+            cands, best, h = res
             if best[0] < closest[0]:
                 closest = best
+            drawn += len(cands)
+            for k, v in zip(held, h):
+                held[k] += v
             for s in cands:
                 tried += 1
                 # named checks run here, in the parent: user functions (lambdas) need not pickle to workers
-                if s is not None and s.id not in seen and all(fn(s.config) for fn in checks.values()):
+                if s is not None and s.id not in seen and _passes(s, checks, named_held):
                     seen.add(s.id)
                     got.append(s)
                     if len(got) == n:
@@ -344,6 +384,10 @@ def sample(space: str | Space, n: int = 500, *, flops=None, params=None, acts=No
             near = "; closest seen: " + ", ".join(f"{m} {fmt(getattr(closest[1], m))}" for m in bands)
         what = "no sample reached the band" if not got else f"only {len(got)} of {n} distinct samples found"
         spent = f"{time.perf_counter() - t0:.0f}s and " if time.perf_counter() - t0 >= max_seconds else ""
-        raise DseError(f"{sp.name}: {what} ({where}) after {spent}{tried} tries{near}; "
-                       f"widen the band or raise --max-tries")
+        cons = [f"constraint '{k}' held for {v} of {drawn} draws" for k, v in held.items()]
+        cons += [f"named constraint '{k}' held for {v} of the in-band samples" for k, v in named_held.items()]
+        raise DseError(f"{sp.name}: {what} ({where}) after {spent}{tried} tries{near}"
+                       + "".join(f"; {c}" for c in cons)
+                       + ("; widen the band, relax the constraint or raise --max-tries" if cons else
+                          "; widen the band or raise --max-tries"))
     return Samples(space=sp.name, samples=tuple(got), tried=tried, seconds=time.perf_counter() - t0, bands=bands)

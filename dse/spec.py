@@ -26,7 +26,7 @@ LIMITS = {"stages": (1, 16), "res": (1, 4096), "classes": (1, 100_000), "stem_w"
           "q": (1, 1024)}
 MAX_VALUE = 1e6  # any sampled parameter (depth, width, w0, wa, ...); widths of 1e6 channels are already absurd
 MAX_SUPPORT = 1_000_000  # grid points of one quantized parameter
-CONSTRAINTS = ("shared", "nondecreasing", "nonincreasing", "named")
+CONSTRAINTS = ("shared", "nondecreasing", "nonincreasing", "named", "expr")
 
 
 def space_dirs(extra=()) -> list[Path]:
@@ -117,7 +117,8 @@ def check_raw(d: dict, path) -> None:
         if not (isinstance(c, dict) and len(c) == 1 and next(iter(c)) in CONSTRAINTS):
             raise _err(path, f"constraints[{i}]", f"must be one of {{{', '.join(CONSTRAINTS)}: name}}, got {c!r}")
         if not isinstance(next(iter(c.values())), str):
-            raise _err(path, f"constraints[{i}]", "the constraint must name one parameter")
+            raise _err(path, f"constraints[{i}]", "an expr constraint must be text, e.g. {expr: 'w[3] >= 2 * w[0]'}"
+                       if "expr" in c else "the constraint must name one parameter")
 
 
 def check_param(path, name, spec) -> None:

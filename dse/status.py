@@ -17,9 +17,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _per_space(rows: list[dict]) -> list[str]:
-    """Per space: n models, min and median error, on the finished rows (dse.analysis.table: one row per model, noise
-    repeats apart) with the one median of dse, so they match the report's summary."""
+def _per_space(rows: list[dict]) -> list[dict]:
+    """Per space: n models, min and median error, noise repeats, on the finished rows (dse.analysis.table: one row per
+    model, noise repeats apart) with the one median of dse, so they match the report's summary."""
     import pandas as pd
 
     from .analysis.table import finished, median, primary_mask
@@ -32,15 +32,14 @@ def _per_space(rows: list[dict]) -> list[str]:
     except DseError:
         return []
     reps = df[~primary_mask(df)].groupby("space").size() if "repeat" in df.columns else pd.Series(dtype=int)
-    out = []
-    for space, e in ok.groupby("space", sort=True)["error"]:
-        extra = f"  (+{int(reps[space])} noise repeats)" if space in reps.index else ""
-        out.append(f"  {space:12s} n={len(e):4d}  min {e.min():.2f}%  median {median(e):.2f}%{extra}")
-    return out
+    return [{"space": str(space), "n": int(len(e)), "min": float(e.min()), "median": median(e),
+             "repeats": int(reps[space]) if space in reps.index else 0}
+            for space, e in ok.groupby("space", sort=True)["error"]]
 
 
-def status(d: str | Path) -> str:
-    """A short report: done/failed/remaining, the driver's state, and the best errors per space."""
+def summary(d: str | Path) -> dict:
+    """The state of a sweep folder as plain values: state, total, done, failed, stopped (early, by a scheduler), to
+    go, per space (n, min, median, repeats) and the first failed trials."""
     d = Path(d)
     if not (d / "plan.jsonl").exists():
         raise DseError(f"{d}: not a sweep folder (no plan.jsonl)")
@@ -57,9 +56,24 @@ def status(d: str | Path) -> str:
     state = st.get("state", "not started")
     if state == "running" and not _alive(st.get("pid")):
         state = "stopped (the driver is gone; resume with --resume)"
-    failed = [r for r in rows if r.get("status") != "ok"]
-    lines = [f"{d}: {state}", f"  {len(rows)}/{len(plan)} done, {len(failed)} failed, {len(plan) - len(rows)} to go"]
-    lines += _per_space(rows)
-    for r in failed[:5]:
-        lines.append(f"  failed {r['id']} ({r['space']}): {r.get('reason')}")
+    failed = [r for r in rows if r.get("status") == "failed"]
+    stopped = sum(r.get("status") == "stopped" for r in rows)
+    total = len(plan)
+    return {"folder": str(d), "state": state, "total": total, "done": len(rows), "failed": len(failed),
+            "stopped": stopped, "to_go": max(0, total - len(rows)), "spaces": _per_space(rows),
+            "failed_trials": [{"key": r.get("key", r["id"]), "space": r.get("space"), "reason": r.get("reason")}
+                              for r in failed]}
+
+
+def status(d: str | Path) -> str:
+    """A short report: done/failed/stopped/remaining, the driver's state, and the best errors per space."""
+    s = summary(d)
+    stop = f", {s['stopped']} stopped early" if s["stopped"] else ""
+    lines = [f"{s['folder']}: {s['state']}",
+             f"  {s['done']}/{s['total']} done, {s['failed']} failed{stop}, {s['to_go']} to go"]
+    for r in s["spaces"]:
+        extra = f"  (+{r['repeats']} noise repeats)" if r["repeats"] else ""
+        lines.append(f"  {r['space']:12s} n={r['n']:4d}  min {r['min']:.2f}%  median {r['median']:.2f}%{extra}")
+    for r in s["failed_trials"][:5]:
+        lines.append(f"  failed {r['key']} ({r['space']}): {r['reason']}")
     return "\n".join(lines)

@@ -122,7 +122,7 @@ def _check_data(exp: Experiment, recs: list[dict]):
 # ---------------------------------------------------------------- recording
 
 def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, update, stop: dict, verbose: int,
-              prune, seed: int):
+              prune, seed: int, live=None):
     from ray import tune
 
     class Recorder(tune.Callback):
@@ -140,6 +140,8 @@ def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, upda
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if not result.get("final") and "val_error" in result:
                 self.curves.setdefault(trial.trial_id, []).append(float(result["val_error"]))
+            if live is not None:  # curves.jsonl and TensorBoard, one line per epoch as it arrives
+                live.epoch(trial.config["point"], result)
 
         def _record(self, trial, failed: bool, trials=()):
             self.running.discard(trial.trial_id)
@@ -152,6 +154,8 @@ def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, upda
                 stop["error"] = DseError(f"{results.path.parent}: cannot write (No space left on device)")
                 raise OSError(28, "No space left on device")
             curve = self.curves.pop(trial.trial_id, [])
+            if live is not None:
+                live.close(planning.key(point["sample"]["id"], point.get("repeat", 0)))
             if r is None:
                 rep = point.get("repeat", 0)
                 r = row(point["sample"], rep, ctx, None, _last_line(text),
@@ -276,8 +280,11 @@ class Driver:
         self.stop: dict = {}
         self.cols = cols or {}  # extra columns of every row (a search's searcher and scheduler)
         prune = _pruner(out, self.results, exp.trial.keep_best) if exp.trial.keep_weights else None
+        from .curves import Live
+
+        self.live = Live(out)
         self.callback = _callback(self.results, self.counts, {**context(exp, data), **self.cols}, out / ERRORS,
-                                  self.update, self.stop, verbose, prune, exp.seed)
+                                  self.update, self.stop, verbose, prune, exp.seed, self.live)
         self.started = False
 
     def update(self, force: bool = False) -> None:
@@ -346,6 +353,7 @@ class Driver:
             self.stop.setdefault("signal", "SIGINT")
         elif kind is not None and "error" not in self.stop:
             return False  # a real bug: let it show
+        self.live.close_all()
         c = self.counts
         c.running = 0
         state = ("interrupted" if "signal" in self.stop else "failed" if "error" in self.stop else

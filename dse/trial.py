@@ -80,6 +80,11 @@ def context(exp: Experiment, data=None) -> dict:
             "band": band, "n_planned": exp.n or None}
 
 
+def _epoch_metrics(m: dict) -> dict:
+    """What a trial reports per epoch (the scheduler reads val_error; the driver's live curves read them all)."""
+    return {k: m[k] for k in ("epoch", "val_error", "train_error", "train_loss", "lr", "time") if k in m}
+
+
 def run(config: dict, data=None) -> None:
     """The Ray Tune trainable: config holds the Experiment (`exp`), the weights folder and the point (`sample`,
     `repeat`, `resume_from`); `data` is shared by every trial unless the experiment trains at each net's res."""
@@ -123,8 +128,7 @@ def run(config: dict, data=None) -> None:
             return  # the last epoch is reported once, with the row (a scheduler must not stop a finished trial)
         with tempfile.TemporaryDirectory() as d:
             torch.save(st, Path(d) / "state.pt")
-            tune.report({"epoch": m["epoch"], "val_error": m["val_error"], "final": False},
-                        checkpoint=tune.Checkpoint.from_directory(d))
+            tune.report({**_epoch_metrics(m), "final": False}, checkpoint=tune.Checkpoint.from_directory(d))
 
     try:
         _fault(key, config.get("faults"))
@@ -155,5 +159,5 @@ def run(config: dict, data=None) -> None:
         reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
         tune.report({"final": True, "row": json.dumps(row(rec, repeat, ctx, None, reason, **extra))})
         raise
-    last = {"epoch": len(res["epochs"]), "val_error": res["error"]} if res["error"] is not None else {}
+    last = _epoch_metrics(res["epochs"][-1]) if res["error"] is not None and res["epochs"] else {}
     tune.report({"final": True, "row": json.dumps(row(rec, repeat, ctx, res, **extra)), **last})

@@ -154,8 +154,9 @@ def test_cli_run_json_and_text(run_cli, tmp_path):
     assert code == 0, err
     rec = json.loads(out)
     assert [r["id"] for r in rec["fits"]] == ["a", "b"] and rec["fits"][0]["widths"] == ROWS[0]["ws"]
-    assert rec["summary"]["n"] == 5 and rec["summary"]["k"] == 2  # the summary covers all finished rows
-    assert rec["summary"]["rho"] == pytest.approx(spearmanr([EFIT[i] for i in "abcde"], range(5)).statistic)
+    (summ,) = rec["summary"]  # one summary per space (this table has one)
+    assert summ["space"] == "s" and summ["n"] == 5 and summ["k"] == 2  # the summary covers all finished rows
+    assert summ["rho"] == pytest.approx(spearmanr([EFIT[i] for i in "abcde"], range(5)).statistic)
     code, out, _ = run_cli("fit", p, "--top", "3")
     assert code == 0
     assert "spearman(e_fit, error)" in out and "median e_fit: top 3" in out

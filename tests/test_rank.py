@@ -34,7 +34,9 @@ def expected(rows):
             have = [r for r in rs if len(r["errors"]) > k]
             x, y = [r["errors"][k] for r in have], [r["error"] for r in have]
             res = spearmanr(x, y) if len(have) >= 2 else None
-            out[space, k + 1] = (len(have), res.statistic if res else math.nan, res.pvalue if res else math.nan)
+            # no p-value below 4 models (scipy gives 0 at n = 2, which is not a p-value)
+            out[space, k + 1] = (len(have), res.statistic if res else math.nan,
+                                 res.pvalue if res and len(have) >= 4 else math.nan)
     return out
 
 

@@ -73,7 +73,8 @@ def check(row, exp):
 
 def test_candidates_against_numpy_and_scipy(df):
     t = refine(df)
-    assert list(t.columns) == ["space", "constraint", "n", "frac", "mean", "best", "d_mean", "d_best", "ks", "p"]
+    assert list(t.columns) == ["space", "constraint", "n", "frac", "mean", "best", "d_mean", "d_best", "ks", "p",
+                               "note"]
     a, r = t[t.space == "anynetx_a"], t[t.space == "regnetx"]
     assert t["space"].tolist() == ["anynetx_a"] * len(a) + ["regnetx"] * len(r)  # spaces in order, not mixed
     assert set(a["constraint"]) == set(EXPECT) and set(r["constraint"]) == REGNET

@@ -29,7 +29,7 @@ def test_all_sections_present_and_available(page):
 def test_self_contained_images_are_real_pngs(page):
     assert not re.search(r'(src|href)="(https?:|//|file:)', page)  # nothing fetched from anywhere
     imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(imgs) == 5  # EDF, normalised EDF, parameters, widths, fits
+    assert len(imgs) == 6  # EDF, normalised EDF, parameters, widths, fits, rank correlation against the epoch
     for b in imgs:
         assert base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -167,7 +167,7 @@ def test_verdicts_and_noise_section_of_an_adequate_run():
     assert lines[1].startswith("anynetx_e is better than anynetx_a: mean -")
     for line in lines:
         assert f"<li>{html.escape(line)}</li>" in page
-    assert "24 models finished (4 other rows: failed, unfinished or noise repeats)" in page
+    assert "24 models finished (0 failed, 4 noise repeats or unfinished)" in page
     assert "<td>flops 360M-400M</td>" in page.replace(' class="text"', "")
 
 

@@ -76,15 +76,18 @@ def test_unreachable_band_reports_closest_and_tries():
 def test_named_constraint_from_python():
     with pytest.raises(DseError, match="not registered"):
         dse.sample(_space_with_named(), 5, flops=(360e6, 400e6))
+    seen = []
     res = dse.sample(_space_with_named(), 30, flops=(360e6, 400e6),
-                     constraints={"even_depth": lambda c: c.net.depth % 2 == 0})
+                     constraints={"even_depth": lambda c: seen.append(c) or sum(c["d"]) % 2 == 0})
     assert all(s.config.net.depth % 2 == 0 for s in res)
+    # the predicate gets the mapping of parameter names to values, per-stage ones as lists (as an expr does)
+    assert isinstance(seen[0], dict) and set(seen[0]) == {"d", "w", "b", "g"} and len(seen[0]["w"]) == 4
 
 
 def test_named_constraint_with_workers():
     # a lambda cannot be pickled to a worker process: the named checks run in the parent, so any worker count
     # works and gives the same samples
-    fn = {"even_depth": lambda c: c.net.depth % 2 == 0}
+    fn = {"even_depth": lambda c: sum(c["d"]) % 2 == 0}
     one = dse.sample(_space_with_named(), 30, flops=(360e6, 400e6), constraints=fn, workers=1).to_jsonl()
     two = dse.sample(_space_with_named(), 30, flops=(360e6, 400e6), constraints=fn, workers=2).to_jsonl()
     assert one == two

@@ -17,6 +17,7 @@ import dse
 from dse.errors import DseError
 from dse.results import read_rows
 from dse.search import from_optuna, grace, judge, to_optuna
+from test_live import events  # a TensorBoard event-file reader independent of dse
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ["anynetx_a", "anynetx_c", "anynetx_e", "regnetx", "regnety", "efficientnetv2"]
@@ -137,6 +138,16 @@ def test_every_searcher_and_scheduler_end_to_end(tmp_path):
                 assert set(df["status"]) <= {"ok", "stopped"}
                 st = df[df["status"] == "stopped"]
                 assert (st["epochs"] < 3).all() and st["stopped_early"].all()
+            # live curves: one line per epoch each trial reported (ASHA-stopped ones up to their last epoch), the
+            # same numbers as the row; TensorBoard event files hold them too
+            lines = [json.loads(x) for x in (out / "curves.jsonl").read_text().splitlines()]
+            for r in df.to_dict("records"):
+                mine = sorted((x for x in lines if x["key"] == r["key"]), key=lambda x: x["epoch"])
+                assert [x["epoch"] for x in mine] == list(range(1, r["epochs"] + 1))
+                assert [x["val_error"] for x in mine] == r["errors"]
+                tb = [e for f in (out / "tb" / r["key"]).iterdir() for e in events(f) if e[0] == "val_error"]
+                assert sorted(e[1:] for e in tb) == [(k + 1, pytest.approx(v)) for k, v in enumerate(r["errors"])]
+            assert len(lines) == df["epochs"].sum()
             if searcher == "random":  # exactly dse sample's draws
                 assert list(df.sort_values("id")["id"]) == sorted(
                     s.id for s in dse.sample("anynetx_a", 2, flops=(10e6, 40e6), seed=0))

@@ -33,6 +33,10 @@ the same models with the same seeds (training variants of one population), they 
 of shared (model, seed) units, delta_mean the mean of the per-unit differences, its interval the percentile bootstrap
 of that mean (units resampled, paired_ci); otherwise (each arm its own network, its seeds its units) unpaired, as
 above. The noise floor of an arms experiment is the median seed std of its (arm, model) groups.
+
+Comparing runs (by="run") compares protocols as much as designs: when two runs' recipe, data or band differ (the
+rows' context columns, key by key), the row's `differ` names those keys (recipe.lr, data.res, band.flops) and the
+verdict is "not comparable", unless force=True, which gives the verdict and still names the keys.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ MIN_N = 10
 KS_ALPHA = 0.05  # a "no difference in the mean" line names EDFs that differ at this KS level
 SHIFT = 2.0  # points: the shift the power line speaks of, for percentage metrics
 QUANTILES = (0.1, 0.25, 0.5)
+CONTEXT = ("recipe", "data", "band")  # what must agree for two runs to be compared
 COLUMNS = ["a", "b", "n_a", "n_b", "delta_mean", "ci_low", "ci_high", "d_q10", "d_q25", "d_q50", "ks", "ks_p",
            "verdict"]
 ARM_COLUMNS = COLUMNS[:-1] + ["paired", "verdict"]
@@ -226,14 +231,39 @@ def compare_arms(df: pd.DataFrame, metric: str = "error", *, pairs=None, n_boot:
     return pd.DataFrame(rows, columns=ARM_COLUMNS)
 
 
+def _context(t: pd.DataFrame) -> dict:
+    """A run's recipe, data and band as {dotted key: value} (the first value each key has in the run's rows)."""
+    import json
+
+    out: dict = {}
+    for col in CONTEXT:
+        vals = [json.loads(v) if isinstance(v, str) and v[:1] == "{" else v
+                for v in (t[col] if col in t.columns else [])]
+        for v in vals:
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    out.setdefault(f"{col}.{k}", x)
+            elif v is not None and not (isinstance(v, float) and math.isnan(v)):
+                out.setdefault(col, v)
+    return out
+
+
+def run_differences(df: pd.DataFrame, a: str, b: str) -> list[str]:
+    """The dotted keys (recipe.lr, data.res, band.flops, ...) whose values differ between runs a and b."""
+    ca, cb = (_context(df[df["run"].astype(str) == r]) for r in (a, b))
+    return sorted(k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k))
+
+
 def compare(df: pd.DataFrame, by: str | None = None, metric: str = "error", *, n_boot: int = 2000,
             ci: float = 0.95, seed: int = 0, noise: float | None = None, shift: float | None = None,
-            min_n: int = MIN_N) -> pd.DataFrame:
+            min_n: int = MIN_N, force: bool = False) -> pd.DataFrame:
     """One row per pair of groups (a before b in label order): COLUMNS (see the module doc). Empty for one group.
 
     by: space, run or arm (default: arm for a table of arms, else space).
     noise: the noise floor in the metric's units (default: measured from the table's repeats, NaN without them).
     shift: the shift the power line speaks of (default 2 points for percentages, half the pair's pooled std else).
+    by="run" adds the column `differ` (the recipe, data and band keys in which the two runs differ); such a pair's
+    verdict is "not comparable" unless force.
     """
     if not (isinstance(min_n, (int, np.integer)) and min_n >= 2):
         raise DseError(f"min_n must be an integer >= 2, got {min_n!r}")
@@ -257,8 +287,17 @@ def compare(df: pd.DataFrame, by: str | None = None, metric: str = "error", *, n
             line = verdict(a, b, x.size, y.size, d, lo, hi, p, metric=metric, floor=floor, n_req=n_needed(sd, sh),
                            shift=sh, min_n=min_n, per=by if by in ("space", "run") else "group", dq=dq,
                            n_obs=n_needed(sd, abs(d)))
-            rows.append([a, b, int(x.size), int(y.size), d, lo, hi, *map(float, qa - qb), stat, p, line])
-    return pd.DataFrame(rows, columns=COLUMNS)
+            extra = []
+            if by == "run":
+                keys = run_differences(df, a, b)
+                extra = [", ".join(keys)]
+                if keys and not force:
+                    line = (f"{a} vs {b}: not comparable: the runs differ in {', '.join(keys)}, so a difference "
+                            "would mix the designs with the protocols (--force gives the verdict anyway)")
+                elif keys:
+                    line += f" (the runs differ in {', '.join(keys)})"
+            rows.append([a, b, int(x.size), int(y.size), d, lo, hi, *map(float, qa - qb), stat, p, line, *extra])
+    return pd.DataFrame(rows, columns=COLUMNS + (["differ"] if by == "run" else []))
 
 
 def too_small(cmp: pd.DataFrame, min_n: int = MIN_N) -> bool:

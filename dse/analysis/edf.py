@@ -40,8 +40,11 @@ def _table(data, by: str = "space", cols=("error",)) -> pd.DataFrame:
         raise DseError("empty input: no result rows")
     t["error"] = pd.to_numeric(t["error"], errors="coerce")
     t["ok"] = np.isfinite(t["error"].to_numpy(dtype=float))
+    t["stopped"] = False
     if "status" in t.columns:
-        t["ok"] &= t.pop("status").eq("ok").to_numpy()
+        status = t.pop("status")
+        t["ok"] &= status.eq("ok").to_numpy()
+        t["stopped"] = status.eq("stopped").to_numpy()  # stopped early by a scheduler: not a failure
     if not t["ok"].any():
         raise DseError("no finished rows (status ok and a finite error)")
     return t
@@ -80,6 +83,13 @@ def edf(errors, grid=None, weights=None) -> tuple[np.ndarray, np.ndarray]:
     return grid, cw[np.searchsorted(e[o], grid, side="left")] / cw[-1]
 
 
+def _range(lo: float, hi: float) -> str:
+    """A complexity range as people write it: 370.9M\u2013377.8M."""
+    from dse.units import fmt
+
+    return f"{fmt(lo)}\u2013{fmt(hi)}"
+
+
 def common_range(groups) -> tuple[float, float]:
     """The intersection (max of minima, min of maxima) of the finite value ranges of several groups."""
     vals = [np.asarray(v, dtype=float) for v in (groups.values() if isinstance(groups, Mapping) else groups)]
@@ -88,7 +98,7 @@ def common_range(groups) -> tuple[float, float]:
         raise DseError("common_range needs groups that each have a finite value")
     lo, hi = max(v.min() for v in vals), min(v.max() for v in vals)
     if lo > hi:
-        raise DseError(f"the complexity ranges do not overlap: [{lo:g}, {hi:g}] is empty")
+        raise DseError(f"the complexity ranges do not overlap: {_range(lo, hi)} is empty")
     return float(lo), float(hi)
 
 
@@ -110,7 +120,7 @@ def normalized_weights(errors, complexity, bins: int = 10, range=None, log: bool
     lo, hi = (c[ok].min(), c[ok].max()) if range is None else map(float, range)
     inr = ok & (c >= lo) & (c <= hi)
     if not inr.any():
-        raise DseError(f"no finished models within the complexity range [{lo:g}, {hi:g}]")
+        raise DseError(f"no finished models within the complexity range {_range(lo, hi)}")
     f = np.log10 if log else np.asarray
     edges = np.linspace(f(lo), f(hi), bins + 1)
     b = np.clip(np.searchsorted(edges, f(c[inr]), side="right") - 1, 0, bins - 1)
@@ -147,14 +157,17 @@ def ks(a, b) -> tuple[float, float]:
 
 
 def summary(data, by: str = "space") -> pd.DataFrame:
-    """Per group: n, n_failed and min, mean, q05, q25, q50, q75, max of the finished errors (one row per model).
+    """Per group: n, n_failed (n_stopped too when a scheduler stopped trials early) and min, mean, q05, q25, q50,
+    q75, max of the finished errors (one row per model).
 
     q50 is dse.analysis.table.median, the median `dse status` and the report print too."""
     t = _table(data, by)
     g = t[by]
     fin = t["error"].where(t["ok"]).groupby(g)
-    out = pd.concat([t.groupby(by).size().rename("n"), (~t["ok"]).groupby(g).sum().rename("n_failed"),
-                     fin.min().rename("min"), fin.mean().rename("mean")], axis=1)
+    counts = [t.groupby(by).size().rename("n"), (~t["ok"] & ~t["stopped"]).groupby(g).sum().rename("n_failed")]
+    if t["stopped"].any():
+        counts.append(t["stopped"].groupby(g).sum().rename("n_stopped"))
+    out = pd.concat([*counts, fin.min().rename("min"), fin.mean().rename("mean")], axis=1)
     qs = fin.quantile([0.05, 0.25, 0.75]).unstack()
     qs.columns = ["q05", "q25", "q75"]
     qs.insert(2, "q50", fin.agg(median))

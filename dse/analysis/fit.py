@@ -307,11 +307,14 @@ def parse_widths(text: str) -> list[int]:
     return [int(p) for p in parts]
 
 
-def fit_results(df: pd.DataFrame, top: int | None = None, metric: str = "error", ids=None, q: int = 8) -> pd.DataFrame:
-    """fit() for each model of a results or samples table: id, space, metric, d, w0, wa, wm, e_fit, widths; best first.
+def fit_results(df: pd.DataFrame, top: int | None = None, metric: str = "error", ids=None, q: int = 8,
+                progress=None) -> pd.DataFrame:
+    """fit() for each model of a results or samples table: id, space, metric, d, w0, wa, wm, e_fit, widths; per space
+    (in label order), best first.
 
-    With a metric column only finished rows are fitted, sorted best first (top k of them when top is given); a samples
-    file (no metric) has all its rows fitted in file order, and top is then an error. ids keeps only those models.
+    With a metric column only finished rows are fitted, each space's sorted best first (its top k when top is given); a
+    samples file (no metric) has all its rows fitted in file order, and top is then an error. ids keeps only those
+    models. progress(done, total) is called after each fit.
     """
     from dse.analysis.table import best, block_widths
 
@@ -326,11 +329,17 @@ def fit_results(df: pd.DataFrame, top: int | None = None, metric: str = "error",
         t = t[t["id"].astype(str).isin([str(i) for i in ids])]
     has_metric = metric in t.columns
     if has_metric:
-        t = best(t, top, metric)
+        t = best(t, None, metric)  # finished rows, best first; then each space's top k, spaces in label order
+        if "space" in t.columns:
+            t = pd.concat([g if top is None else g.head(top) for _, g in t.groupby(t["space"].astype(str), sort=True)])
+        elif top is not None:
+            t = t.head(top)
     elif top is not None:
         raise DseError(f"top {top} needs a metric: the table has no {metric!r} column (a samples file?)")
     rows = []
-    for r in t.to_dict("records"):
+    for i, r in enumerate(t.to_dict("records")):
+        if progress is not None:
+            progress(i + 1, len(t))
         try:
             rows.append(fit(block_widths(r), q).to_dict())
         except DseError as e:
@@ -359,6 +368,16 @@ def fit_summary(fits: pd.DataFrame, metric: str = "error", k: int | None = None)
         qs = np.quantile(t[c].to_numpy(dtype=float)[:k], [0.25, 0.5, 0.75])
         out.update({f"{c}_q25": float(qs[0]), f"{c}_q50": float(qs[1]), f"{c}_q75": float(qs[2])})
     return pd.Series(out, dtype=object)
+
+
+def fit_summaries(fits: pd.DataFrame, metric: str = "error", k: int | None = None) -> pd.DataFrame:
+    """fit_summary() per space (never pooling spaces, whose errors and widths differ in kind): one row per space,
+    in label order, with the column `space` first ('all' when the table has no space column)."""
+    if "space" not in fits.columns:
+        return pd.DataFrame([{"space": "all", **fit_summary(fits, metric, k).to_dict()}])
+    rows = [{"space": str(s), **fit_summary(g, metric, k).to_dict()}
+            for s, g in fits.groupby(fits["space"].astype(str), sort=True)]
+    return pd.DataFrame(rows)
 
 
 def fit_blocks(ws, f: Fit) -> pd.DataFrame:

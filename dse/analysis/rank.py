@@ -24,7 +24,8 @@ def epoch_rank(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
     """Per space (and 'all' rows together) and epoch k: n, Spearman rho and p of the epoch-k val error vs the metric.
 
     Uses the finished rows and their `errors` list (epoch 1 first); a row with fewer epochs enters only the epochs it
-    has, and a non-finite epoch error drops that row from that epoch. rho and p are NaN below 2 rows or on ties only.
+    has, and a non-finite epoch error drops that row from that epoch. rho and p are NaN below 2 rows or on ties only;
+    p is also NaN below 4 rows (dse.analysis.table.spearman).
     """
     t = finished(df, metric)
     if "errors" not in t.columns:

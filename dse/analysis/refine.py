@@ -27,6 +27,8 @@ from dse.errors import DseError
 
 E_FIT = (0.05, 0.1, 0.2)
 COLUMNS = ["constraint", "n", "frac", "mean", "best", "d_mean", "d_best", "ks", "p"]
+MIN_N = 10  # a subset of fewer models is "too few": its shifts are not a finding (one model was once "above noise")
+TOO_FEW = "too few"
 
 
 def stage_values(df: pd.DataFrame, p: str) -> np.ndarray:
@@ -54,10 +56,12 @@ def nondecreasing(v: np.ndarray) -> np.ndarray:
     return out
 
 
-def row_e_fit(df: pd.DataFrame, q: int = 8) -> np.ndarray:
-    """e_fit of each row's per-block widths (NaN for a row without widths)."""
+def row_e_fit(df: pd.DataFrame, q: int = 8, progress=None) -> np.ndarray:
+    """e_fit of each row's per-block widths (NaN for a row without widths); progress(i) after each row."""
     out = np.full(len(df), np.nan)
     for i, r in enumerate(df.to_dict("records")):
+        if progress is not None:
+            progress(i)
         try:
             ws = block_widths(r)
         except DseError:
@@ -86,7 +90,7 @@ def _rank(out: pd.DataFrame, asc: bool) -> pd.DataFrame:
     return out.sort_values("d_mean", ascending=asc, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def candidates(t: pd.DataFrame, e_fit=None, predicates=None, q: int = 8) -> dict[str, np.ndarray]:
+def candidates(t: pd.DataFrame, e_fit=None, predicates=None, q: int = 8, progress=None) -> dict[str, np.ndarray]:
     """The candidate masks over the rows of t, in order: shared b, g; w, d nondecreasing; e_fit < t; the user's.
 
     A built-in candidate applies when some row of t has its columns (per-stage values, or widths for e_fit); the
@@ -100,7 +104,7 @@ def candidates(t: pd.DataFrame, e_fit=None, predicates=None, q: int = 8) -> dict
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in ts):
         raise DseError(f"e_fit thresholds must be positive numbers, got {list(ts)!r}")
     if ts:
-        e = row_e_fit(t, q)
+        e = row_e_fit(t, q, progress)
         if np.isfinite(e).any():
             with np.errstate(invalid="ignore"):
                 out.update({f"e_fit < {x:g}": e < x for x in ts})
@@ -129,26 +133,34 @@ def _per_space(df: pd.DataFrame, metric: str, by: str | None):
 
 
 def refine(df: pd.DataFrame, metric: str = "error", e_fit=None, predicates=None, q: int = 8,
-           by: str | None = "space") -> pd.DataFrame:
+           by: str | None = "space", min_n: int = MIN_N, progress=None) -> pd.DataFrame:
     """Per space, each candidate constraint on its finished rows: space, constraint, n, frac, mean, best, d_mean,
-    d_best, ks, p; spaces in label order, best d_mean first within a space (no rows for a space where no candidate
-    applies).
+    d_best, ks, p, note; spaces in label order, best d_mean first within a space (no rows for a space where no
+    candidate applies). note is "too few" for a subset of fewer than min_n models: its shifts describe those models,
+    not the constraint. progress(done, total) is called as the rows' e_fit are computed (the slow part).
 
     best is the min of the metric (the max for rewards and accuracies); d_ are subset minus the space's whole set.
     e_fit: the thresholds t of the candidates "e_fit < t" (default 0.05, 0.1, 0.2; () for none). predicates:
     {name: fn(row) -> bool} with row a dict of one result row. Candidates that do not apply are kept with n = 0 (see
     the module doc). by: the column that names the spaces; None treats the whole table as one set.
     """
+    if not (isinstance(min_n, (int, np.integer)) and min_n >= 1):
+        raise DseError(f"min_n must be a positive integer, got {min_n!r}")
     asc, parts = ascending(metric), []
-    for space, t in _per_space(df, metric, by):
+    groups = _per_space(df, metric, by)
+    total, done = sum(len(t) for _, t in groups), 0
+    for space, t in groups:
         m = t[metric].to_numpy(dtype=float)
-        rows = [_stats(k, m, v, asc) for k, v in candidates(t, e_fit, predicates, q).items()]
-        parts.append(_rank(pd.DataFrame(rows, columns=COLUMNS), asc).assign(space=space)[["space"] + COLUMNS])
+        tick = (lambda i, d=done: progress(d + i + 1, total)) if progress is not None else None
+        rows = [_stats(k, m, v, asc) for k, v in candidates(t, e_fit, predicates, q, tick).items()]
+        done += len(t)
+        out = _rank(pd.DataFrame(rows, columns=COLUMNS), asc).assign(space=space)
+        out["note"] = np.where(out["n"] < min_n, TOO_FEW, "")
+        parts.append(out[["space"] + COLUMNS + ["note"]])
     return pd.concat(parts, ignore_index=True)
 
 
 PATH = (("A", "all"), ("B", "shared b"), ("C", "shared g"), ("D", "w_{i+1} >= w_i"), ("E", "d_{i+1} >= d_i"))
-MIN_N = 10
 
 
 def refine_path(df: pd.DataFrame, metric: str = "error", min_n: int = MIN_N, by: str | None = "space") -> pd.DataFrame:

@@ -21,9 +21,6 @@ code{background:#f4f4f4}ul.verdicts{padding-left:1.2em}ul.verdicts li{margin:.3e
 .banner{background:#fdecea;border:1px solid #e0a39b;color:#8a1c0f;padding:.6em 1em;margin:1em 0;font-weight:600}
 .flag{color:#8a1c0f}"""
 UNKNOWN = "unknown"
-SKIP = {"stages", "ws", "errors", "train_errors", "losses", "epoch_times", "config", "schedule", "test_errors",
-        "reason", "torch", "dse", "seed", "threads", "resumed_at", "node", "ips", "wall", "status", "key", "repeat",
-        "exp", "n_planned", "recipe", "data", "band"}
 
 
 def _png(fig) -> str:
@@ -71,7 +68,7 @@ def _values(t: pd.DataFrame, col: str, key: str | None = None) -> list:
     if col not in t.columns:
         return []
     out = []
-    for v in t[col].map(_cell):
+    for v in (_cell(x) for x in t[col]):  # not Series.map: it would turn a missing value back into NaN
         if key is not None:
             v = v.get(key) if isinstance(v, dict) else None
         if v is not None and v not in out:
@@ -174,39 +171,99 @@ def _noise(nz, pm: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------- the other sections
 
-def _models(df: pd.DataFrame, metric: str, top: int) -> str:
-    """The best and the worst finished models with their complexity and sampled parameters."""
+def _params_of(t: pd.DataFrame) -> pd.DataFrame:
+    """A space's sampled parameters, one column each: from the rows' `config` (per-stage values as '1 2 4 8'), else
+    from the per-stage columns p1..pk and the scalar columns the table has."""
+    from .plots import SCALARS, STAGED
+    from .table import stage_columns
+
+    cfg = [_cell(v) for v in t["config"]] if "config" in t.columns else []
+    if cfg and all(isinstance(c, dict) for c in cfg):
+        keys = list(dict.fromkeys(k for c in cfg for k in c))
+        show = lambda v: " ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v) \
+            if isinstance(v, list) else v  # noqa: E731
+        return pd.DataFrame({k: [show(c.get(k)) for c in cfg] for k in keys}, index=t.index)
+    out = {}
+    for p in STAGED:
+        cols = stage_columns(t, p)
+        if cols:
+            out[p] = [" ".join(str(int(x)) if float(x).is_integer() else f"{x:g}" for x in r if x == x)
+                      for r in t[cols].to_numpy(dtype=float)]
+    for p in SCALARS:
+        if p in t.columns and p not in ("flops", "params", "acts") and p not in out:
+            out[p] = t[p].to_numpy()
+    return pd.DataFrame(out, index=t.index)
+
+
+def _models(df: pd.DataFrame, metric: str, top: int, progress=None) -> str:
+    """Per space: its best and worst finished models, with that space's own columns (its sampled parameters, per-stage
+    ones in one column), complexity in units; a parameter equal in every model of the space is named once instead."""
+    from dse.units import fmt
+
     from .table import best
 
     b = best(df, metric=metric)
-    cols = [c for c in b.columns if c not in SKIP and b[c].map(lambda v: not isinstance(v, (list, dict))).all()]
-    first = [c for c in ("id", "run", "space", metric, "flops", "params") if c in cols]
-    cols = first + [c for c in cols if c not in first]
-    k = min(top, len(b))
-    return (f"<h3>best {k} of {len(b)}</h3>" + _table(b.head(k)[cols]) +
-            (f"<h3>worst {k} of {len(b)}</h3>" + _table(b.tail(k)[cols].iloc[::-1]) if len(b) > k else ""))
+    spaces = sorted(map(str, b["space"].unique())) if "space" in b.columns else [None]
+    out = []
+    for s in spaces:
+        t = b[b["space"].astype(str) == s] if s is not None else b
+        head = [c for c in ("id", "run", metric, "best_error" if metric == "error" else None) if c and c in t.columns]
+        if "run" in head and t["run"].nunique() <= 1:
+            head.remove("run")
+        view = t[head].copy()
+        for c in ("flops", "params"):
+            if c in t.columns:
+                view[c] = [fmt(v) if v == v else "" for v in pd.to_numeric(t[c], errors="coerce")]
+        par = _params_of(t)
+        same = [c for c in par.columns if par[c].astype(str).nunique() <= 1]
+        view = pd.concat([view, par.drop(columns=same)], axis=1)
+        view = view[[c for c in view.columns if view[c].map(lambda v: v is not None and v == v and v != "").any()]]
+        k = min(top, len(t))
+        name = f"{s}: " if s is not None else ""
+        note = (_p("the same in every model of this space: " + ", ".join(f"{c} {par[c].iloc[0]}" for c in same), "note")
+                if same and len(par) else "")
+        out.append(f"<h3>{html.escape(name)}best {k} of {len(t)}</h3>" + _table(view.head(k)) + note +
+                   (f"<h3>{html.escape(name)}worst {k} of {len(t)}</h3>" + _table(view.tail(k).iloc[::-1])
+                    if len(t) > k else ""))
+    return "".join(out)
 
 
 def _fits(df: pd.DataFrame, metric: str, top: int) -> str:
-    """Quantized-linear fits of the finished models: figure of all of them, table of the best."""
-    from .fit import fit_results
+    """Quantized-linear fits of the finished models: the figure (per space), then each space's best fitted models."""
+    from .fit import fit_results, fit_summaries
     from .plots import fits_figure
 
     fits = fit_results(df, metric=metric)
-    cols = [c for c in ("id", "space", metric, "d", "w0", "wa", "wm", "e_fit") if c in fits.columns]
-    k = min(top, len(fits))
-    return (_png(fits_figure(fits, metric=metric)) + f"<h3>the best {k} of the {len(fits)} fitted models</h3>"
-            + _table(fits.head(k)[cols]))
+    cols = [c for c in ("id", metric, "d", "w0", "wa", "wm", "e_fit") if c in fits.columns]
+    body = _png(fits_figure(fits, metric=metric))
+    from .plots import _families
+
+    summ = fit_summaries(fits, metric)
+    rule = [s for s, f in _families(summ["space"]).items() if f == "regnet"]
+    summ = summ[~summ["space"].isin(rule)]
+    if len(summ):
+        body += _table(summ[["space", "n", "rho", "p", "k", "e_fit_top", "e_fit_rest"]].rename(
+            columns={"rho": f"spearman(e_fit, {metric})", "k": "top k"}), 3)
+    if rule:
+        body += _p(f"{', '.join(rule)}: no Spearman of e_fit, whose widths come from the rule itself (e_fit = 0 by "
+                   "construction, up to the group-width adjustment).", "note")
+    for s, g in (fits.groupby(fits["space"].astype(str), sort=True) if "space" in fits.columns else [(None, fits)]):
+        k = min(top, len(g))
+        body += f"<h3>{html.escape(f'{s}: ' if s else '')}the best {k} of the {len(g)} fitted models</h3>"
+        body += _table(g.head(k)[cols])
+    return body
 
 
 def _refine(df: pd.DataFrame, metric: str, floor: float) -> str:
     """Candidate constraints per space, ranked, and the cumulative A->E path per AnyNet space."""
-    from .refine import MIN_N, path_notes, refine, refine_path
+    from .refine import MIN_N, TOO_FEW, path_notes, refine, refine_path
 
-    cand = refine(df, metric=metric)
-    if math.isfinite(floor):
-        cand = cand.assign(**{"|d_mean| vs noise": ["below noise" if abs(d) < floor else "above" if d == d else ""
-                                                    for d in cand["d_mean"]]})
+    cand = refine(df, metric=metric, min_n=MIN_N)
+    if math.isfinite(floor):  # a subset of too few models is never "above noise": its shift is not a finding
+        cand = cand.assign(**{"|d_mean| vs noise": [TOO_FEW if n < MIN_N else "below noise" if abs(d) < floor
+                                                    else "above" if d == d else "" for d, n in zip(cand["d_mean"],
+                                                                                                 cand["n"])]})
+        cand = cand.drop(columns="note")  # the column above says "too few" already
     out = _p("Each space on its own: a candidate's subset against that space's finished rows.", "note")
     out += _table(cand) if len(cand) else _p("no candidate constraint applies to these spaces", "note")
     out += ("<h3>cumulative path per space (shared b, shared g, w non-decreasing, d non-decreasing; it stops below "
@@ -227,6 +284,14 @@ def _grid(df: pd.DataFrame) -> bool:
     return bool(df[list(cols)].apply(pd.to_numeric, errors="coerce").notna().any().all())
 
 
+def _others(df: pd.DataFrame, n_finished: int) -> str:
+    """The rows that are not finished models: failed, stopped early by a scheduler (not failures), the rest."""
+    status = df["status"] if "status" in df.columns else pd.Series("ok", index=df.index)
+    stopped, failed = int((status == "stopped").sum()), int((status == "failed").sum())
+    return ", ".join([f"{failed} failed"] + ([f"{stopped} stopped early by the scheduler"] if stopped else [])
+                     + [f"{len(df) - n_finished - stopped - failed} noise repeats or unfinished"])
+
+
 def _trend_note(nz) -> str:
     """How to read the trends against the noise floor the run measured."""
     if not nz.measured:
@@ -238,8 +303,9 @@ def _trend_note(nz) -> str:
 
 
 def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse report", top: int = 10,
-                seed: int = 0) -> str:
-    """The report of a results table (one or more runs stacked) as one HTML string; pure, no files touched."""
+                seed: int = 0, progress=None) -> str:
+    """The report of a results table (one or more runs stacked) as one HTML string; pure, no files touched.
+    progress(done, total) is called after each section."""
     from . import plots
     from .compare import MIN_N, compare, format_verdicts, too_small
     from .edf import summary
@@ -252,7 +318,7 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     df = by_run_and_space(df)
     f = finished(df, metric)
     runs = ", ".join(map(str, df["run"].unique())) if "run" in df.columns else "one table"
-    n_other = len(df) - len(f)
+
     spaces = sorted(map(str, f["space"].unique())) if "space" in f.columns else ["all"]
     per = f.groupby("space").size() if "space" in f.columns else pd.Series({"all": len(f)})
     nz, pm = noise(df, metric), per_model(df, metric)
@@ -262,8 +328,8 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     except DseError as e:
         cmp, lines = pd.DataFrame(), [nz.line(), f"no verdicts: {e}"]
     direction = "lower is better" if ascending(metric) else "higher is better"
-    head = (f"<h1>{html.escape(title)}</h1>\n<p>{len(f)} models finished ({n_other} other rows: failed, unfinished "
-            f"or noise repeats) from {html.escape(runs)}; spaces: {html.escape(', '.join(spaces))}; metric: "
+    head = (f"<h1>{html.escape(title)}</h1>\n<p>{len(f)} models finished ({_others(df, len(f))}) from "
+            f"{html.escape(runs)}; spaces: {html.escape(', '.join(spaces))}; metric: "
             f"<code>{html.escape(metric)}</code> ({direction}); report by dse {dse.__version__}.</p>\n")
     if too_small(cmp):
         head += (f'<div class="banner">Too small for conclusions: {int(per.min())} models in the smallest space; the '
@@ -272,34 +338,42 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     k_w = min(top, int(per.max()))
     grid = _grid(f)
     body = [
-        _section("Recipe", lambda: _recipe_html(df, metric)),
-        _section("Verdicts", lambda: _verdicts(cmp, nz, lines)),
-        _section("Noise floor", lambda: _noise(nz, pm)),
-        _section("Summary per space", lambda: _table(summary(df.assign(error=df[metric]) if metric != "error"
+        ("Recipe", lambda: _recipe_html(df, metric)),
+        ("Verdicts", lambda: _verdicts(cmp, nz, lines)),
+        ("Noise floor", lambda: _noise(nz, pm)),
+        ("Summary per space", lambda: _table(summary(df.assign(error=df[metric]) if metric != "error"
                                                              else df).reset_index())),
-        _section("Error EDFs" if metric == "error" else f"{metric} EDFs",
+        ("Error EDFs" if metric == "error" else f"{metric} EDFs",
                  lambda: _png(plots.edf_figure(df, metric=metric, band=True, seed=seed))),
-        _section("EDFs normalised by flops", lambda: _png(plots.edf_figure(df, normalized="flops", metric=metric))),
+        ("EDFs normalised by flops", lambda: _png(plots.edf_figure(df, normalized="flops", metric=metric))),
     ]
     if grid:
-        body.append(_section("The metric against alpha, beta, gamma (compound-scaling grid)",
+        body.append(("The metric against alpha, beta, gamma (compound-scaling grid)",
                              lambda: _png(plots.params_figure(df, params=["alpha", "beta", "gamma"], metric=metric))))
     else:
-        body.append(_section("The metric against the design parameters",
+        body.append(("The metric against the design parameters",
                              lambda: _png(plots.params_figure(df, metric=metric)) + _trend_note(nz)))
     body += [
-        _section("Best and worst models", lambda: _models(df, metric, top)),
-        _section(f"Widths of the best {k_w} models of each space",
+        ("Best and worst models", lambda: _models(df, metric, top)),
+        (f"Widths of the best {k_w} models of each space",
                  lambda: _png(plots.widths_figure(df, top=top, metric=metric))),
     ]
     if not grid:
-        body += [_section("Quantized-linear width fits", lambda: _fits(df, metric, top)),
-                 _section("Constraint discovery (dse refine), per space", lambda: _refine(df, metric, nz.noise))]
+        body += [("Quantized-linear width fits", lambda: _fits(df, metric, top)),
+                 ("Constraint discovery (dse refine), per space", lambda: _refine(df, metric, nz.noise))]
     if "searcher" in df.columns:
-        body.insert(3, _section("Search: best model against compute spent, per searcher",
+        body.insert(3, ("Search: best model against compute spent, per searcher",
                                 lambda: _png(plots.search_figure(df, metric=metric))))
-    body.append(_section("Low-epoch validity: Spearman of each epoch's error with the final error",
-                         lambda: _table(epoch_rank(df), 3)))
+    body.append(("Low-epoch validity: Spearman of each epoch's error with the final error",
+                         lambda: _png(plots.rank_figure(epoch_rank(df))) + _p(
+                             "Open markers: fewer than 4 models at that epoch (no p-value). dse analyze prints the "
+                             "table (n, rho, p per space and epoch).", "note")))
+    done = []
+    for i, (name, make) in enumerate(body):  # the slow part: the figures and the fits
+        done.append(_section(name, make))
+        if progress is not None:
+            progress(i + 1, len(body))
+    body = done
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{CSS}</style></head><body>\n{head}{''.join(body)}</body></html>\n")
 
@@ -315,19 +389,20 @@ def _check_out(out, force: bool) -> Path:
 
 
 def write_report(df: pd.DataFrame, out, *, title: str = "dse report", force: bool = False, metric: str = "error",
-                 top: int = 10) -> Path:
+                 top: int = 10, progress=None) -> Path:
     """Write the HTML report of a results table to out (an .html file), atomically."""
     from dse.io import write_atomic
 
     out = _check_out(out, force)
-    return write_atomic(out, report_html(df, metric=metric, title=title, top=top), force=force)
+    return write_atomic(out, report_html(df, metric=metric, title=title, top=top, progress=progress), force=force)
 
 
-def report(runs, out, *, force: bool = False, metric: str = "error", top: int = 10) -> Path:
+def report(runs, out, *, force: bool = False, metric: str = "error", top: int = 10, progress=None) -> Path:
     """Write the HTML report of one or more sweeps (folders or results files) to out, atomically."""
     from .table import by_run_and_space, load_runs
 
     out = _check_out(out, force)  # before loading and drawing anything
     df = by_run_and_space(load_runs(runs))
     names = [Path(r).name for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
-    return write_report(df, out, title=f"dse report: {', '.join(names)}", force=force, metric=metric, top=top)
+    return write_report(df, out, title=f"dse report: {', '.join(names)}", force=force, metric=metric, top=top,
+                        progress=progress)

@@ -152,8 +152,12 @@ def by_run_and_space(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(space=df["run"].astype(str) + "/" + df["space"].astype(str))
 
 
+MIN_P = 4  # pairs below which a rank correlation gets no p-value (scipy's are meaningless there: 0 at n = 2)
+
+
 def spearman(x, y) -> tuple[float, float]:
-    """Spearman (rho, p) of x and y; NaN for fewer than 2 pairs or constant input (scipy's warning silenced)."""
+    """Spearman (rho, p) of x and y; NaN for fewer than 2 pairs or constant input (scipy's warning silenced), and p
+    NaN below MIN_P pairs."""
     import math
     import warnings
 
@@ -165,4 +169,4 @@ def spearman(x, y) -> tuple[float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN
         r = spearmanr(x, y)
-    return float(r.statistic), float(r.pvalue)
+    return float(r.statistic), float(r.pvalue) if x.size >= MIN_P else math.nan

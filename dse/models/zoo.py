@@ -25,9 +25,15 @@ def zoo() -> dict[str, tuple[str, str]]:
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """The model names, or those matching a shell pattern such as 'regnety_*' or '*b[0-3]' (case-insensitive)."""
+    """The model names, or those matching a pattern (case-insensitive): a part of the name such as 'regnety' or
+    '400mf', or a shell pattern such as 'regnety_*' or '*b[0-3]'."""
     names = list(zoo())
-    return [n for n in names if fnmatch.fnmatchcase(n, _key(pattern))] if pattern else names
+    if not pattern:
+        return names
+    key = _key(pattern)
+    if any(c in key for c in "*?["):
+        return [n for n in names if fnmatch.fnmatchcase(n, key)]
+    return [n for n in names if key in n]
 
 
 def config(name: str) -> Config:
@@ -102,10 +108,16 @@ def load_checkpoint(model, path: str | Path, what: str = "the model"):
     return load_state(model, state, f"{p}: the weights do not fit {what}")
 
 
-def create_model(name: str, num_classes: int = 1000, checkpoint: str | Path | None = None, **kw):
+def create_model(name: str, num_classes: int = 1000, checkpoint: str | Path | None = None, pretrained: bool = False,
+                 **kw):
     """A torch module for a model name (dse.list_models) or a sweep sample RUN:ID, with `num_classes` outputs;
     `checkpoint` loads weights strictly (a pycls model-zoo file, a dse file or a state dict); `kw` replaces Net
-    fields (res, dropout, in_ch, ...)."""
+    fields (res, dropout, in_ch, ...). dse ships no weights: pretrained=True is an error that says how to load a
+    pycls checkpoint."""
+    if pretrained:
+        raise DseError(f"create_model({name!r}, pretrained=True): dse ships no pretrained weights and downloads "
+                       "nothing; download a pycls model-zoo checkpoint (e.g. RegNetX-400MF_dds_8gpu.pyth) and load it "
+                       f"with dse.create_model({name!r}, checkpoint='RegNetX-400MF_dds_8gpu.pyth') (num_classes=1000)")
     from .builder import build
 
     model = build(config(name), classes=num_classes, **kw)
