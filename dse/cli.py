@@ -583,18 +583,19 @@ def cmd_refine(a) -> int:
 
 
 def cmd_compare(a) -> int:
-    from .analysis.compare import compare, format_verdicts
+    from .analysis.compare import compare, default_by, format_verdicts
     from .analysis.noise import noise
 
     if a.shift is not None and not a.shift > 0:
         raise DseError(f"--shift must be positive, got {a.shift}")
     df = _runs(a)
     nz = noise(df, a.metric)
-    cmp = compare(df, by=a.by, metric=a.metric, noise=nz.noise, shift=a.shift, seed=a.seed, force=a.force)
+    by = a.by or default_by(df)
+    cmp = compare(df, by=by, metric=a.metric, noise=nz.noise, shift=a.shift, seed=a.seed, force=a.force)
     if a.json:
         print(cmp.to_json(orient="records", double_precision=15))
     else:
-        print("\n".join(format_verdicts(cmp, nz, by=a.by)))
+        print("\n".join(format_verdicts(cmp, nz, by=by)))
         if len(cmp):
             t = cmp.drop(columns=[c for c in ("verdict", "differ") if c in cmp.columns])
             print("\n" + t.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -852,7 +853,8 @@ def build_parser() -> Parser:
     s = _cmd(sub, "compare", "verdicts: every pair of spaces (or runs), with intervals and the noise floor",
              "dse compare runs/main\ndse compare runs/a runs/b --by run --json")
     s.add_argument("runs", nargs="+", help=runs_help)
-    s.add_argument("--by", choices=["space", "run"], default="space", help="compare spaces (default) or runs")
+    s.add_argument("--by", choices=["space", "run", "arm"],
+                   help="compare spaces, runs or arms (default: arms for an experiment with arms, else spaces)")
     s.add_argument("--space", nargs="+", help="only these spaces")
     s.add_argument("--metric", default="error", help=metric_help)
     s.add_argument("--shift", type=float, help="the shift the power line speaks of (default 2 points of error)")
