@@ -83,7 +83,8 @@ def _asdict(obj) -> dict:
 class DataSpec:
     """The data set: its name, a local folder (else $DSE_DATA/<name>, else its usual place), the training resolution
     (or `net`), which images validate (`val`: test, the official test split, the default where one exists; or
-    split, a stratified `val_frac` of the training set), and a stratified subset of `n_train` training images."""
+    split, a stratified `val_frac` of the training set), and stratified subsets of `n_train` training and `n_val`
+    validation images."""
 
     name: str = "digits"
     path: str | None = None
@@ -91,6 +92,7 @@ class DataSpec:
     val: str | None = None
     val_frac: float = 0.2
     n_train: int | None = None
+    n_val: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "val_frac", _coerce(self.val_frac))
@@ -106,6 +108,8 @@ class DataSpec:
             ("val_frac", self.val_frac, _num(self.val_frac) and 0 < self.val_frac < 1, "a number in (0, 1)"),
             ("n_train", self.n_train, self.n_train is None or (_int(self.n_train) and 1 <= self.n_train <= 10 ** 9),
              "a positive integer (a stratified subset of the training images)"),
+            ("n_val", self.n_val, self.n_val is None or (_int(self.n_val) and 1 <= self.n_val <= 10 ** 9),
+             "a positive integer (a stratified subset of the validation images)"),
         ])
         if self.val == "test" and name not in WITH_TEST:
             raise DseError(f"data.val: test: {name} has no test split; use val: split (with val_frac)")
@@ -120,7 +124,7 @@ class DataSpec:
     def args(self, res: int | None = None) -> dict:
         """Keyword arguments of dse.data.load_data (at `res` when the spec says `net`)."""
         return {"name": self.name, "path": self.path, "res": int(res if res is not None else self.res),
-                "val": self.val, "val_frac": float(self.val_frac), "n_train": self.n_train}
+                "val": self.val, "val_frac": float(self.val_frac), "n_train": self.n_train, "n_val": self.n_val}
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,10 @@ def test_idx_val_split_and_stratified_seeded_subset(tmp_path):
     ids = a.x_train[:, 0, 0, 0].long()  # each image's index in the file: a subset, in file order
     assert len(set(ids.tolist())) == 50 and ids.tolist() == sorted(ids.tolist())
     assert torch.equal(a.y_train, ids % 10)
+    v = load_data("kmnist", path=str(tmp_path / "k"), n_val=10)
+    assert v.n_val == 10 and torch.bincount(v.y_val).tolist() == [1] * 10 and v.n_train == 200
+    with pytest.raises(DseError, match="data.n_val: 21 is larger than the validation set of kmnist \\(20 images\\)"):
+        load_data("kmnist", path=str(tmp_path / "k"), n_val=21)
 
 
 def test_idx_found_through_dse_data_or_a_clear_not_found(tmp_path, monkeypatch):

@@ -105,12 +105,13 @@ def split(y: np.ndarray, val_frac: float, seed: int, where: str) -> tuple[np.nda
         raise DseError(f"cannot split {where} into train/val (val_frac={val_frac}): {e}") from None
 
 
-def subset(y: np.ndarray, n: int, seed: int, where: str, classes: int) -> np.ndarray:
+def subset(y: np.ndarray, n: int, seed: int, where: str, classes: int, key: str = "n_train",
+           what: str = "training") -> np.ndarray:
     """A seeded stratified subset of n of the indices 0..N-1 (all of them, in order, when n = N)."""
     if n > len(y):
-        raise DseError(f"data.n_train: {n} is larger than the training set of {where} ({len(y)} images)")
+        raise DseError(f"data.{key}: {n} is larger than the {what} set of {where} ({len(y)} images)")
     if n < classes:
-        raise DseError(f"data.n_train: {n} is smaller than the number of classes of {where} ({classes})")
+        raise DseError(f"data.{key}: {n} is smaller than the number of classes of {where} ({classes})")
     if n == len(y):
         return np.arange(len(y))
     from sklearn.model_selection import train_test_split
@@ -118,12 +119,14 @@ def subset(y: np.ndarray, n: int, seed: int, where: str, classes: int) -> np.nda
 
 
 def load_data(name: str = "digits", path: str | None = None, res: int = 32, seed: int = 0,
-              val_frac: float = 0.2, val: str | None = None, n_train: int | None = None) -> Data:
+              val_frac: float = 0.2, val: str | None = None, n_train: int | None = None,
+              n_val: int | None = None) -> Data:
     """A data set by name (see dse.data.NAMES) as uint8 images, at default network resolution `res`.
 
     `val`: "test" uses the official test split as the validation set (the default where one exists: Fashion-MNIST,
     MNIST, KMNIST, CIFAR, an image folder with train/ and val/); "split" holds out a stratified `val_frac` of the
-    training set (seeded by `seed`). `n_train` keeps a stratified, seeded subset of the training images. Files are
+    training set (seeded by `seed`). `n_train` and `n_val` keep stratified, seeded subsets of the training and the
+    validation images. Files are
     looked for in `path`, then $DSE_DATA/<name>, then the data set's usual places (Debian's for Fashion-MNIST)."""
     ds = entry(name)
     if not isinstance(res, int) or isinstance(res, bool) or res < 1:
@@ -146,6 +149,9 @@ def load_data(name: str = "digits", path: str | None = None, res: int = 32, seed
     if n_train is not None:
         keep = subset(yt, int(n_train), seed, ds.name, classes)
         xt, yt = xt[keep], yt[keep]
+    if n_val is not None:
+        keep = subset(yv, int(n_val), seed, ds.name, classes, "n_val", "validation")
+        xv, yv = xv[keep], yv[keep]
     mean, std = stats(xt)
     as_t = lambda a, dt: torch.from_numpy(np.require(a, requirements=["C", "W"])).to(dt)  # noqa: E731
     return Data(ds.name, as_t(xt, torch.uint8), as_t(yt, torch.int64), as_t(xv, torch.uint8), as_t(yv, torch.int64),
