@@ -51,11 +51,13 @@ def old_augment(x, pad: int, flip: bool, gen):
     return x.flatten(2).gather(2, idx).view(n, c, h, w)
 
 
-def old_train(make, data, r: Recipe, seed: int, threads: int) -> float:
-    """dse 0.2's training loop (per-step host syncs); returns training images/s."""
+def old_train(make, data, r: Recipe, seed: int, threads: int, device: str = "cpu") -> float:
+    """dse 0.2's training loop (per-step host syncs; on a GPU, each batch copied from the host); returns training
+    images/s."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    net = make().to(memory_format=CL)
+    dev = torch.device(device)
+    net = make().to(dev, memory_format=CL)
     xt, xv = old_data(data, data.res)
     yt, yv = data.y_train, data.y_val
     gen = torch.Generator().manual_seed(seed)
@@ -70,7 +72,7 @@ def old_train(make, data, r: Recipe, seed: int, threads: int) -> float:
         loss_sum, wrong = 0.0, 0
         for i in range(spe):
             idx = order[i * r.batch_size:(i + 1) * r.batch_size]
-            x, y = old_augment(xt[idx], data.res // 8, data.flip, gen), yt[idx]
+            x, y = old_augment(xt[idx], data.res // 8, data.flip, gen).to(dev), yt[idx].to(dev)
             for g in opt.param_groups:
                 g["lr"] = lr_at(epoch * spe + i, total, warm, r.peak_lr)
             out = net(x.to(memory_format=CL))
@@ -87,7 +89,7 @@ def old_train(make, data, r: Recipe, seed: int, threads: int) -> float:
         busy += time.perf_counter() - te
         net.eval()
         with torch.inference_mode():
-            sum(int((net(xv[j:j + 512].to(memory_format=CL)).argmax(1) != yv[j:j + 512]).sum())
+            sum(int((net(xv[j:j + 512].to(dev, memory_format=CL)).argmax(1) != yv[j:j + 512].to(dev)).sum())
                 for j in range(0, len(yv), 512))
     return seen / busy
 

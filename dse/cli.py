@@ -407,6 +407,24 @@ def cmd_scale_grid(a) -> int:
     return 0
 
 
+def cmd_data_prepare(a) -> int:
+    from .data.cache import META, Interrupted, files, prepare
+    from .resources import gib
+
+    again = f"dse data prepare imagefolder {a.path} --res {a.res} -o {a.output} --resume"
+    try:
+        m = prepare(a.path, a.output, a.res, workers=a.workers, resume=a.resume, progress=not a.quiet)
+    except Interrupted as e:
+        print(f"dse: interrupted: {e.done}/{e.total} images are in {e.out}; continue with: {again}", file=sys.stderr)
+        return 130
+    size = sum(os.path.getsize(os.path.join(a.output, f)) for s in m["counts"] for f in files(s)[:2])
+    counts = " + ".join(f"{n} {s}" for s, n in m["counts"].items())
+    print(f"{a.output}: {counts} images of {len(m['classes'])} classes at {m['res']} px ({gib(size)}; "
+          f"{m['decoded']} decoded now); class names and sha256 in {os.path.join(a.output, META)}")
+    print(f"train on it with: data: {{name: cache, path: {a.output}, res: {m['res']}}}")
+    return 0
+
+
 def cmd_status(a) -> int:
     from .status import status, summary
 
@@ -886,6 +904,27 @@ def build_parser() -> Parser:
     s.add_argument("--metric", default="error", help=metric_help)
     s.add_argument("--force", action="store_true", help=out_help)
     s.set_defaults(fn=cmd_report)
+
+    s = _cmd(sub, "data", "data sets: prepare an image folder of any size as a memory-mapped cache",
+             "dse data prepare imagefolder ~/data/imagenet --res 64 -o ~/data/imagenet64")
+    data = s.add_subparsers(dest="data_cmd", metavar="prepare", parser_class=Parser)
+    data.required = True
+    g = _cmd(data, "prepare", "decode an image folder once into a uint8 memory-mapped cache that sweeps read",
+             "dse data prepare imagefolder ~/data/imagenet --res 64 -o ~/data/imagenet64\n"
+             "dse data prepare imagefolder ~/data/imagenet --res 64 -o ~/data/imagenet64 --resume",
+             "Decode every image of PATH/<class>/<image> (or PATH/train and PATH/val) once: its short side resized "
+             "to RES, then the centre RES×RES crop, into uint8 arrays in CACHE with their labels, the class names, "
+             "the training images' mean and std and each file's sha256. Sweeps read it with data: {name: cache, "
+             "path: CACHE}, a batch at a time from the memory map. Ctrl-C is safe; --resume continues.")
+    g.add_argument("kind", choices=["imagefolder"], help="the source's layout (imagefolder: PATH/<class>/<image>)")
+    g.add_argument("path", help="the image folder")
+    g.add_argument("--res", type=_ranged(int, 1, 4096), required=True, help="the stored images' side in pixels")
+    g.add_argument("-o", "--output", required=True, help="the cache folder (new, or unfinished with --resume)")
+    g.add_argument("--workers", type=_ranged(int, 1, 256), help="decoding processes (default: the CPUs, at most "
+                   "16; the cache does not depend on it)")
+    g.add_argument("--resume", action="store_true", help="continue an unfinished cache in -o")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(fn=cmd_data_prepare)
 
     s = _cmd(sub, "status", "progress of a running or stopped sweep; --curves for its live training curves",
              "dse status runs/main\ndse status runs/main --curves\ndse status runs/main --curves -o curves.png")

@@ -79,12 +79,12 @@ def check_local(cpus: float, address: str | None) -> None:
 
 
 def check_resources(cpus: float, gpus: float, local: bool) -> None:
-    """Refuse a trial that needs more CPUs or GPUs than the whole cluster has (it would wait forever)."""
+    """Refuse a trial that needs more CPUs or GPUs than any one node of the cluster has (it would wait forever)."""
     import ray
 
-    have = ray.cluster_resources()
-    for what, need in (("CPU", cpus), ("GPU", gpus)):
-        if need and need > have.get(what, 0):
-            where = "this machine" if local else "the Ray cluster"
-            raise DseError(f"trial.{what.lower()}s = {need:g} but {where} has {have.get(what, 0):g} {what}s: "
-                           f"no trial could ever start; lower trial.{what.lower()}s (or --cpus)")
+    from .resources import refusal
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)]
+    why = refusal(cpus, gpus, nodes, "this machine" if local else "the Ray cluster")
+    if why:
+        raise DseError(why)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import DseError
 from .experiment import Experiment
+from .resources import at_once
 
 TIMING_IMAGES = 2048
 
@@ -59,7 +60,7 @@ def _timed(exp: Experiment, recs: list[dict]) -> dict:
     kw = {"res": data.res, "classes": data.classes}
     t0 = time.perf_counter()
     res = train(lambda: build(cfg.net, **kw), small, recipe, seed=0, threads=exp.trial.torch_threads,
-                device=exp.trial.device)
+                device=exp.trial.device_name)
     wall = time.perf_counter() - t0
     ep = res["epochs"][-1] if res["epochs"] else None
     if ep is None or not ep.get("ips"):
@@ -69,6 +70,13 @@ def _timed(exp: Experiment, recs: list[dict]) -> dict:
     epoch = n_train / ep["ips"] + t_eval * n_val / k_val
     return {"source": "timing", "id": rec["id"], "space": rec["space"], "flops": rec["flops"],
             "epoch_s": epoch, "setup_s": max(0.0, wall - ep["time"]), "images": k_train}
+
+
+def _gpus() -> int:
+    """This machine's CUDA devices (0 without torch's CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _previous(out: Path) -> dict | None:
@@ -96,7 +104,7 @@ def dry_run(exp: Experiment, out: str | Path, *, timing: bool = True, slots: int
         raise DseError("the plan is empty: nothing would be trained")
     noise = min(exp.noise.models, len(recs)) * exp.noise.repeats
     total = len(recs) + noise
-    slots = slots or max(1, int((os.cpu_count() or 1) // max(exp.trial.cpus, 1e-9)))
+    slots = slots or max(1, at_once(exp.trial.cpus, exp.trial.gpus, [{"CPU": os.cpu_count() or 1, "GPU": _gpus()}]))
     out = Path(out)
     prev = _previous(out)
     done = len({trial_key(r["id"]) for r in recs} & prev["done"]) if prev else 0

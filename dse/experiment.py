@@ -12,10 +12,11 @@ from pathlib import Path
 import yaml
 
 from .errors import DseError
+from .resources import device_for, gpus_problem
 from .units import check_band, parse_band
 
-DATASETS = ("digits", "fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder")  # dse.data.NAMES
-WITH_TEST = ("fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder")  # an official test split
+DATASETS = ("digits", "fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder", "cache")  # dse.data.NAMES
+WITH_TEST = ("fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder", "cache")  # an official test split
 CROPS, EVAL_CROPS = ("pad", "rrc", "none"), ("center", "none")  # dse.data.CROPS, dse.data.EVAL_CROPS
 MAX_RES = 1024
 AMP = ("none", "bf16", "fp16")
@@ -228,14 +229,15 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Trial:
-    """How one trial runs: CPUs (also its torch threads unless `threads`), GPUs, retries, device, kept weights."""
+    """How one trial runs: CPUs (also its torch threads unless `threads`), GPUs (a fraction packs several trials on one
+    GPU), retries, device (null: cuda when the trial asks for GPUs, else cpu), kept weights."""
 
     cpus: float = 1
     gpus: float = 0
     retries: int = 0
     keep_weights: bool = False
     keep_best: int | None = 5
-    device: str = "cpu"
+    device: str | None = None
     threads: int | None = None
     test_sizes: tuple | None = None
     finetune: int = 0
@@ -252,7 +254,8 @@ class Trial:
             ("keep_weights", self.keep_weights, isinstance(self.keep_weights, bool), "true or false"),
             ("keep_best", self.keep_best, self.keep_best is None or (_int(self.keep_best) and self.keep_best >= 1),
              "a positive integer, or null to keep every model's weights"),
-            ("device", self.device, isinstance(self.device, str) and bool(self.device), "e.g. cpu or cuda"),
+            ("device", self.device, self.device is None or (isinstance(self.device, str) and bool(self.device)),
+             "e.g. cpu or cuda (null: cuda when trial.gpus > 0, else cpu)"),
             ("threads", self.threads, self.threads is None or (_int(self.threads) and 1 <= self.threads <= 1024),
              "an integer in 1..1024"),
             ("test_sizes", sizes, sizes is None or (isinstance(sizes, (list, tuple)) and len(sizes) > 0 and all(
@@ -263,10 +266,23 @@ class Trial:
             ("compile", self.compile, isinstance(self.compile, bool) or self.compile in BACKENDS,
              "true (torch.compile with inductor), false, or a backend: " + ", ".join(BACKENDS)),
         ])
+        why = gpus_problem(self.gpus)
+        if why:
+            raise DseError(f"trial.gpus: {why}, got {self.gpus!r}")
+        if self.device == device_for(None, self.gpus):
+            object.__setattr__(self, "device", None)  # the default, written as null (old folders said cpu)
+        if self.device_name.startswith("cuda") and not self.gpus:
+            raise DseError(f"trial.device: {self.device} needs trial.gpus > 0 (Ray hides the GPUs from a trial "
+                           "that asks for none); e.g. gpus: 1, or 0.25 to pack 4 trials on a GPU")
 
     @property
     def torch_threads(self) -> int:
         return max(1, int(self.threads or self.cpus))
+
+    @property
+    def device_name(self) -> str:
+        """The device the trial trains on (dse.resources.device_for)."""
+        return device_for(self.device, self.gpus)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,11 @@ def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_si
     re-estimate their running statistics; training images get the test-time view (`view`, a dse.experiment.Eval;
     None: a plain resize) at `size`, plus the data set's flips."""
     from .data import eval_view, normalise
+    from .data.core import take
+    from .train import model_device, place
 
+    dev = model_device(model)  # fine-tuned where the model lives, the data placed there when it fits
+    data = place(data, dev)
     stages = [n for n, _ in model.named_children() if n[0] == "s" and n[1:].isdigit()]
     stage = stage or stages[-1]
     if stage not in stages:
@@ -76,8 +80,9 @@ def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_si
         p.requires_grad_(True)
     tail = [getattr(model, stage), model.head]
     opt = torch.optim.SGD(fc.parameters(), lr=lr, momentum=0.9)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=dev).manual_seed(seed)
     ratio, crop = (1.0, "none") if view is None else (view.resize, view.crop)
+    mean, std = data.mean.to(dev), data.std.to(dev)
     n = data.n_train
     for _ in range(epochs):
         model.eval()
@@ -85,13 +90,13 @@ def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_si
             for m in t.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.train()
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=gen, device=dev).to(data.device)
         for i in range(0, n - n % batch_size if n >= batch_size else n, batch_size):
             idx = order[i:i + batch_size]
-            x = eval_view(normalise(data.x_train[idx], data.mean, data.std), size, ratio, crop)
+            x = eval_view(normalise(take(data.x_train, idx, dev), mean, std), size, ratio, crop)
             if data.flip:
-                x = torch.where((torch.rand(len(x), generator=gen) < 0.5).view(-1, 1, 1, 1), x.flip(-1), x)
-            y = data.y_train[idx]
+                x = torch.where((torch.rand(len(x), generator=gen, device=dev) < 0.5).view(-1, 1, 1, 1), x.flip(-1), x)
+            y = take(data.y_train, idx, dev)
             loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -106,7 +106,7 @@ def _grows(old: Experiment, new: Experiment) -> bool:
 def _check_data(exp: Experiment, recs: list[dict]):
     """Load the data once before the folder is made (bad data fails early); None when each net has its res."""
     from .config import Config
-    from .data import load_data
+    from .data import entry, load_data
 
     if exp.data.res == "net":  # checked at the first sample's resolution (a TPE search has no plan to check)
         if recs:
@@ -116,7 +116,7 @@ def _check_data(exp: Experiment, recs: list[dict]):
     if exp.train.batch_size > data.n_train:
         raise DseError(f"train.batch_size {exp.train.batch_size} is larger than the training set "
                        f"({data.n_train} images of {exp.data.name}); lower it")
-    return data
+    return None if entry(exp.data.name).mapped else data  # a memory-mapped cache: each trial maps it itself
 
 
 # ---------------------------------------------------------------- recording
@@ -305,6 +305,7 @@ class Driver:
         """One Ray Tune run: a grid over `points`, or `num_samples` trials suggested by `search_alg`."""
         from ray import tune
 
+        from .resources import request
         from .trial import run as trainable_fn
 
         if not self.started:
@@ -321,7 +322,7 @@ class Driver:
             space["point"] = tune.grid_search(points)
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(trainable_fn, data=self.data),
-                                {"cpu": exp.trial.cpus, "gpu": exp.trial.gpus}),
+                                request(exp.trial.cpus, exp.trial.gpus)),
             param_space=space,
             tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=_dirname,
                                         trial_name_creator=_dirname, search_alg=search_alg, scheduler=scheduler,

@@ -132,14 +132,15 @@ def result(status: str, reason: str | None, history: list, wall: float, seed: in
     }
 
 
-def place(data: Data, device: torch.device, headroom: float = 0.5) -> Data:
-    """The data on the training device when it fits in the device's free memory (leaving `headroom` of it for the
-    model), else where it is (batches are then copied per step)."""
+def place(data: Data, device: torch.device, headroom: float = 0.5, budget: int | None = None) -> Data:
+    """The data on the training device when it fits in the device's free memory, or in `budget` bytes (a packed
+    trial's share of the GPU) when that is less, leaving `headroom` of it for the model; else where it is (each batch
+    is then copied to the device through pinned memory)."""
     if data.device == device:
         return data
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        if data.nbytes > free * (1 - headroom):
+        if data.nbytes > min(free, budget or free) * (1 - headroom):
             return data
     return data.to(device)
 
@@ -248,6 +249,7 @@ def train(model: torch.nn.Module | Callable[[], torch.nn.Module], data: Data, re
             wall = prior + time.perf_counter() - t0
             return result("failed", f"loss diverged ({float(loss_sum)}) at epoch {epoch}, step {k + 1}", history,
                           wall, seed, compile_time=comp.first)
+        sync(dev)  # the epoch's queued steps are done before it is timed (one wait per epoch)
         tt = time.perf_counter() - te - first
         comp.first += first
         first_eval = comp.is_first(("eval", data.res))

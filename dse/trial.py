@@ -51,15 +51,41 @@ def _state_from(path: str | None):
     return torch.load(f, map_location="cpu", weights_only=True) if f.exists() else None
 
 
-def _fault(key: str, faults: str | None) -> None:
+def _fault(key: str, faults: str | None) -> int | None:
     """Test hook (sweep's `_faults` argument, never an experiment key): the file <faults>/<key> holds how many
-    more attempts of that trial raise."""
+    more attempts of that trial raise, or `oom:K`: every attempt runs out of memory at its K-th training step
+    (returned: the model's forward raises torch's OutOfMemoryError there, see _oom_at)."""
     f = Path(faults) / key if faults else None
     if f is not None and f.exists():
-        left = int(f.read_text() or 0)
+        text = f.read_text().strip()
+        if text.startswith("oom:"):
+            return int(text[4:])
+        left = int(text or 0)
         if left > 0:
             f.write_text(str(left - 1))
             raise RuntimeError(f"injected fault ({left - 1} more)")
+    return None
+
+
+def _oom_at(step: int, make):
+    """The model builder `make`, with a model whose K-th training forward raises torch's OutOfMemoryError (with
+    CUDA's wording), as a step that outgrows the GPU would."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+
+    def build():
+        net, calls = make(), [0]
+
+        def hook(module, args):
+            if module.training:
+                calls[0] += 1
+                if calls[0] >= step:
+                    raise oom(f"CUDA out of memory. Tried to allocate 2.00 GiB (injected at step {calls[0]}).\n"
+                              "See documentation for Memory Management")
+        net.register_forward_pre_hook(hook)
+        return net
+    return build
 
 
 def _node() -> str | None:
@@ -95,7 +121,8 @@ def run(config: dict, data=None) -> None:
     from .fixres import errors_at, tuned_errors
     from .models import build
     from .models.export import save_weights
-    from .train import train
+    from .resources import Meter, cap, check_device, is_oom, oom_reason, release
+    from .train import place, train
 
     base: Experiment = config["exp"]
     point = config["point"]
@@ -117,8 +144,10 @@ def run(config: dict, data=None) -> None:
     if exp.progressive is not None:
         kw["dropout"] = max(cfg.net.dropout, exp.progressive.dropout[1])  # a dropout layer for the schedule to drive
     tr = complexity(cfg.net.replace(**kw))
+    dev, gpus = exp.trial.device_name, exp.trial.gpus
     extra = dict(train_res=data.res, train_flops=tr.flops, train_params=tr.params,
-                 resumed_at=int(state["epoch"]) if state else 0, node=_node(), seed=seed, **point.get("cols", {}))
+                 resumed_at=int(state["epoch"]) if state else 0, node=_node(), seed=seed, amp=exp.train.amp,
+                 device=dev, gpus=gpus, **point.get("cols", {}))
     ctx = {**context(exp, data), **config.get("cols", {})}
     final = {}
 
@@ -130,15 +159,22 @@ def run(config: dict, data=None) -> None:
             torch.save(st, Path(d) / "state.pt")
             tune.report({**_epoch_metrics(m), "final": False}, checkpoint=tune.Checkpoint.from_directory(d))
 
+    meter, share = None, None
     try:
-        _fault(key, config.get("faults"))
-        res = train(lambda: build(cfg.net, **kw), data, exp.train, seed=seed, threads=exp.trial.torch_threads,
-                    device=exp.trial.device, on_epoch=on_epoch, resume=state, progressive=exp.progressive,
+        oom_at = _fault(key, config.get("faults"))
+        extra["gpu"] = check_device(dev)
+        meter = Meter(dev).start()
+        share = cap(dev, gpus)  # a packed trial allocates at most its share of the GPU
+        data = place(data, torch.device(dev), budget=share)  # once: for training, then the test sizes
+        make = _oom_at(oom_at, lambda: build(cfg.net, **kw)) if oom_at else (lambda: build(cfg.net, **kw))
+        res = train(make, data, exp.train, seed=seed, threads=exp.trial.torch_threads,
+                    device=dev, on_epoch=on_epoch, resume=state, progressive=exp.progressive,
                     view=exp.eval, compile=exp.trial.compile)
         sizes, keep = exp.trial.test_sizes, exp.trial.keep_weights and repeat == 0
         if res["status"] == "ok" and (sizes or keep):
             model = build(cfg.net, **kw)
             model.load_state_dict(final.get("model") or state["model"])
+            model.to(dev)  # evaluated and fine-tuned where it trained
             if sizes:
                 res["test_errors"] = {str(k): v for k, v in errors_at(model, data, sizes, exp.eval).items()}
             if sizes and exp.trial.finetune:
@@ -155,9 +191,16 @@ def run(config: dict, data=None) -> None:
         if res["error"] is not None and eps:
             step = sum(exp.train.batch_size / e["ips"] for e in eps if e["ips"]) / len(eps)  # seconds per step
             extra.update(step_time=step, reward=reward(res["error"], step, tr.params, exp.reward))
+        extra.update(peak_mem=meter.peak(), peak_mem_kind=meter.kind)
     except Exception as e:  # recorded with its reason; Ray retries it if trial.retries allows
         reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        if meter is not None:
+            extra.update(peak_mem=meter.peak(), peak_mem_kind=meter.kind)
+            if is_oom(e):  # one line with the figures; the memory goes back to the trials beside it
+                reason = oom_reason(e, extra["peak_mem"], meter.kind, share, meter.total(), gpus)
+        release(dev)
         tune.report({"final": True, "row": json.dumps(row(rec, repeat, ctx, None, reason, **extra))})
         raise
+    release(dev)
     last = _epoch_metrics(res["epochs"][-1]) if res["error"] is not None and res["epochs"] else {}
     tune.report({"final": True, "row": json.dumps(row(rec, repeat, ctx, res, **extra)), **last})

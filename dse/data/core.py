@@ -3,6 +3,7 @@ train/val split and training subset, and the batch iterators that normalise and 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -82,9 +83,11 @@ class Data:
                 f"channels={self.channels}, size={self.size}, res={self.res}, flip={self.flip}, val={self.val!r})")
 
 
-def stats(x: np.ndarray, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images in [0, 1] units (float64 sums, chunked)."""
+def stats(x: np.ndarray, chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images in [0, 1] units (float64 sums, chunked: by default 8192 images, or
+    256 MB of float64 for larger images, so a memory-mapped cache is read a part at a time)."""
     c = x.shape[1]
+    chunk = chunk or max(1, min(8192, (256 << 20) // (8 * max(1, int(np.prod(x.shape[1:]))))))
     s, s2, n = np.zeros(c), np.zeros(c), 0
     for i in range(0, len(x), chunk):
         part = x[i:i + chunk].astype(np.float64) / 255.0
@@ -127,7 +130,9 @@ def load_data(name: str = "digits", path: str | None = None, res: int = 32, seed
     MNIST, KMNIST, CIFAR, an image folder with train/ and val/); "split" holds out a stratified `val_frac` of the
     training set (seeded by `seed`). `n_train` and `n_val` keep stratified, seeded subsets of the training and the
     validation images. Files are
-    looked for in `path`, then $DSE_DATA/<name>, then the data set's usual places (Debian's for Fashion-MNIST)."""
+    looked for in `path`, then $DSE_DATA/<name>, then the data set's usual places (Debian's for Fashion-MNIST).
+    A prepared cache (`cache`) stays memory-mapped: its tensors lie over the map and nothing is copied, unless
+    val: split or n_train pick images out of it (those are copied into memory)."""
     ds = entry(name)
     if not isinstance(res, int) or isinstance(res, bool) or res < 1:
         raise DseError(f"dataset {ds.name}: res must be a positive integer, got {res!r}")
@@ -152,8 +157,16 @@ def load_data(name: str = "digits", path: str | None = None, res: int = 32, seed
     if n_val is not None:
         keep = subset(yv, int(n_val), seed, ds.name, classes, "n_val", "validation")
         xv, yv = xv[keep], yv[keep]
-    mean, std = stats(xt)
-    as_t = lambda a, dt: torch.from_numpy(np.require(a, requirements=["C", "W"])).to(dt)  # noqa: E731
+    chosen = mode == "split" or n_train is not None  # training images picked out of the stored ones
+    mean, std = out[5] if len(out) > 5 and not chosen else stats(xt)  # a cache stores its training set's
+
+    def as_t(a, dt):
+        if isinstance(a, np.memmap):  # a cache's map: a tensor over it, nothing copied (nothing writes to it)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "The given NumPy array is not writable"
+                return torch.from_numpy(a).to(dt)
+        return torch.from_numpy(np.require(a, requirements=["C", "W"])).to(dt)
+
     return Data(ds.name, as_t(xt, torch.uint8), as_t(yt, torch.int64), as_t(xv, torch.uint8), as_t(yv, torch.int64),
                 int(classes), int(res), ds.flip, mean, std, mode)
 
@@ -177,11 +190,11 @@ def train_batches(data: Data, batch_size: int, generator: torch.Generator | None
     flip = data.flip if flip is None else flip
     mean, std = data.mean.to(dev), data.std.to(dev)
     n = data.n_train
-    order = torch.randperm(n, generator=generator, device=dev)
+    order = torch.randperm(n, generator=generator, device=dev).to(data.device)  # moved once per epoch, not per step
     stop = n - n % batch_size if n >= batch_size else n
     for i in range(0, stop, batch_size):
         idx = order[i:i + batch_size]
-        x, y = (t[idx.to(data.device)].to(dev, non_blocking=True) for t in (data.x_train, data.y_train))
+        x, y = (take(t, idx, dev) for t in (data.x_train, data.y_train))
         yield A.train_view(A.normalise(x, mean, std), size, crop=crop, pad=pad, scale=scale, ratio=ratio, flip=flip,
                            generator=generator), y
 
@@ -196,8 +209,24 @@ def val_batches(data: Data, batch_size: int = 512, *, size: int | None = None, v
     ratio, crop = (1.0, "none") if view is None else (view.resize, view.crop)
     mean, std = data.mean.to(dev), data.std.to(dev)
     for i in range(0, data.n_val, batch_size):
-        x, y = (t[i:i + batch_size].to(dev, non_blocking=True) for t in (data.x_val, data.y_val))
+        x, y = (take(t, slice(i, i + batch_size), dev) for t in (data.x_val, data.y_val))
         yield A.eval_view(A.normalise(x, mean, std), size, ratio, crop), y
+
+
+def take(t: torch.Tensor, rows, device: torch.device) -> torch.Tensor:
+    """Rows of t (an index tensor on t's device, or a slice) on `device`. Only those rows are read, so t may be a
+    memory map; from the host to a CUDA device they go through pinned memory, asynchronously (PyTorch's pinned-memory
+    cache reuses a buffer only once its copy is done)."""
+    if device.type == "cuda" and t.device.type == "cpu":
+        part = t[rows] if isinstance(rows, slice) else None
+        buf = torch.empty((len(part) if part is not None else len(rows), *t.shape[1:]), dtype=t.dtype,
+                          pin_memory=True)
+        if part is not None:
+            buf.copy_(part)
+        else:
+            torch.index_select(t, 0, rows, out=buf)
+        return buf.to(device, non_blocking=True)
+    return t[rows].to(device)
 
 
 def check_batch(batch_size) -> None:

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DseError
-from . import cifar, idx, imagefolder
+from . import cache, cifar, idx, imagefolder
 
 ENV = "DSE_DATA"
 
@@ -30,6 +30,7 @@ class DataSet:
     folders: tuple[str, ...] = ()  # system folders searched after data.path and $DSE_DATA/<name>
     get: str = ""  # how to get the files (the not-found message)
     needs_path: bool = False  # only a given path can hold it (no default location)
+    mapped: bool = False  # read as memory maps: each trial opens the files itself (never shipped to a trial)
 
     @property
     def embedded(self) -> bool:
@@ -71,6 +72,10 @@ DATASETS: dict[str, DataSet] = {d.name: d for d in (
     DataSet("imagefolder", "an ImageNet-style tree DIR/<class>/<image> (or DIR/train and DIR/val)", None, 3, True,
             True, lambda f, size: imagefolder.read(f, size), lambda f: f.is_dir(), needs_path=True,
             get="point data.path (--data-path) at the tree"),
+    DataSet("cache", "a prepared cache (dse data prepare): uint8 images memory-mapped, read batch by batch", None,
+            cache.CHANNELS, True, True, cache.read, lambda f: cache.is_cache(f) or (f / cache.STATE).is_file(),
+            needs_path=True, mapped=True,
+            get="dse data prepare imagefolder DIR --res 64 -o CACHE, then point data.path (--data-path) at CACHE"),
 )}
 NAMES = tuple(DATASETS)
 
