@@ -906,7 +906,8 @@ def build_parser() -> Parser:
     s.set_defaults(fn=cmd_report)
 
     s = _cmd(sub, "data", "data sets: prepare an image folder of any size as a memory-mapped cache",
-             "dse data prepare imagefolder ~/data/imagenet --res 64 -o ~/data/imagenet64")
+             "dse data prepare imagefolder ~/data/imagenet --res 64 -o ~/data/imagenet64\n"
+             "dse sweep experiments/regnet_imagenet64.yaml --data-path ~/data/imagenet64")
     data = s.add_subparsers(dest="data_cmd", metavar="prepare", parser_class=Parser)
     data.required = True
     g = _cmd(data, "prepare", "decode an image folder once into a uint8 memory-mapped cache that sweeps read",

@@ -15,8 +15,10 @@ from .errors import DseError
 from .resources import device_for, gpus_problem
 from .units import check_band, parse_band
 
-DATASETS = ("digits", "fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder", "cache")  # dse.data.NAMES
-WITH_TEST = ("fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder", "cache")  # an official test split
+DATASETS = ("digits", "fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder",
+            "cache")  # dse.data.NAMES
+WITH_TEST = ("fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder",
+             "cache")  # an official test split
 CROPS, EVAL_CROPS = ("pad", "rrc", "none"), ("center", "none")  # dse.data.CROPS, dse.data.EVAL_CROPS
 MAX_RES = 1024
 AMP = ("none", "bf16", "fp16")

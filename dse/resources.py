@@ -209,12 +209,12 @@ def oom_reason(e: BaseException, peak: int | None, kind: str, share: int | None 
 
 
 def release(device: str) -> None:
-    """Give a finished (or failed) trial's cached device memory back, so that the trials packed beside it and the
-    next trial of a reused actor can have it."""
+    """Give a finished (or failed) CUDA trial's cached device memory back, so that the trials packed beside it and
+    the next trial of a reused actor can have it (nothing to do on the CPU)."""
     import gc
 
     import torch
 
-    gc.collect()
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
+        gc.collect()
         torch.cuda.empty_cache()

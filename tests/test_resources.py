@@ -10,7 +10,7 @@ from dse.experiment import Trial
 from dse.resources import (CONTEXT, GiB, Meter, at_once, device_for, gpus_problem, is_oom, memory_share,
                            oom_reason, per_gpu, refusal, request)
 
-H200 = 150_119_301_120  # bytes of one H200 as torch.cuda.get_device_properties reports them (139.8 GiB)
+H200 = 150_119_301_120  # bytes of a 139.81 GiB GPU (an H200's size)
 
 
 def test_device_rule_and_trial_section():
@@ -29,6 +29,17 @@ def test_device_rule_and_trial_section():
         Trial(gpus=0.33333)
     assert gpus_problem(0.25) is None and gpus_problem(2) is None and gpus_problem(0) is None
     assert request(1, 0.25) == {"cpu": 1, "gpu": 0.25}
+
+
+def test_the_imagenet64_experiment_packs_4_trials_per_gpu():
+    from pathlib import Path
+
+    from dse.experiment import load
+
+    exp = load(Path(__file__).resolve().parents[1] / "experiments" / "regnet_imagenet64.yaml")
+    t = exp.trial
+    assert (exp.data.name, exp.data.res, t.device_name, per_gpu(t.gpus)) == ("cache", 64, "cuda", 4)
+    assert request(t.cpus, t.gpus) == {"cpu": 2, "gpu": 0.25} and exp.train.amp == "bf16"
 
 
 def test_packing_arithmetic():

@@ -380,13 +380,16 @@ def read_meta(path: str | Path) -> dict:
         raise DseError(f"{path}: an unfinished cache; finish it with dse data prepare ... -o {path} --resume")
     m = _read_json(path / META)
     where = path / META
+    def nums(v) -> bool:
+        return isinstance(v, list) and len(v) == CHANNELS and all(isinstance(x, (int, float)) for x in v)
+
+    counts = m.get("counts")
     ok = (m.get("format") == FORMAT and m.get("version") == VERSION and isinstance(m.get("res"), int)
           and m["res"] >= 1 and m.get("channels") == CHANNELS and isinstance(m.get("classes"), list)
           and all(isinstance(c, str) for c in m["classes"]) and len(m["classes"]) >= 1
-          and isinstance(m.get("counts"), dict) and set(m["counts"]) <= set(SPLITS) and "train" in m["counts"]
-          and all(isinstance(v, int) and v >= 1 for v in m["counts"].values())
-          and all(isinstance(m.get(k), list) and len(m[k]) == CHANNELS and all(isinstance(v, (int, float))
-                                                                                 for v in m[k]) for k in ("mean", "std")))
+          and isinstance(counts, dict) and set(counts) <= set(SPLITS) and "train" in counts
+          and all(isinstance(v, int) and v >= 1 for v in counts.values()) and nums(m.get("mean"))
+          and nums(m.get("std")))
     if not ok:
         raise DseError(f"{where}: not a dse cache of format {FORMAT} version {VERSION} (prepare it again with dse "
                        "data prepare)")
