@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .config import checked_id, is_id
 from .errors import DseError
 from .models.export import load_model as _load
 from .models.export import read
@@ -100,7 +101,13 @@ def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs
             raise DseError(f"{run}: no kept weights (run the sweep with trial.keep_weights: true)")
         df = load_results(run)
         ok = df[(df["status"] == "ok") & (df["repeat"] == 0)].sort_values("error")
-        chosen = list(ids) if ids else list(ok["id"][: top or len(ok)])
+        bad = [i for i in ids or () if not is_id(i)]
+        if bad:  # ids name files: well-formed ones only
+            raise DseError(f"--id: {bad[0]!r} is not a sample id (12 hexadecimal digits)")
+        if ids:
+            chosen = list(ids)
+        else:
+            chosen = [checked_id(r, run) for r in ok.iloc[: top or len(ok)].to_dict("records")]
         files = [wdir / f"{i}.pt" for i in chosen]
         if not files:
             raise DseError(f"{run}: no finished trials to evaluate")

@@ -38,6 +38,22 @@ def plan(exp: Experiment) -> list[dict]:
     return recs
 
 
+def check(recs: list[dict], where) -> list[dict]:
+    """A plan trains each model once, under a well-formed id (ids name folders and files): refuse anything else."""
+    from .config import is_id
+
+    seen: set[str] = set()
+    for i, r in enumerate(recs):
+        sid = r.get("id")
+        if not is_id(sid):
+            raise DseError(f"{where}:{i + 1}: {sid!r} is not a sample id (12 hexadecimal digits)")
+        if sid in seen:
+            raise DseError(f"{where}:{i + 1}: model {sid} ({r.get('space')}) is planned twice; a plan trains each "
+                           "model once")
+        seen.add(sid)
+    return recs
+
+
 def distinct(recs: list[dict]) -> list[dict]:
     """Keep the first record of each id (different parameters can build the same network)."""
     seen: set[str] = set()

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from .errors import DseError
-from .results import JSONL, read_rows
+from .results import JSONL, PLAN, planned_keys, read_rows, row_key
 
 
 def _alive(pid: int) -> bool:
@@ -42,23 +42,33 @@ def _per_space(rows: list[dict]) -> list[str]:
 def status(d: str | Path) -> str:
     """A short report: done/failed/remaining, the driver's state, and the best errors per space."""
     d = Path(d)
-    if not (d / "plan.jsonl").exists():
-        raise DseError(f"{d}: not a sweep folder (no plan.jsonl)")
-    plan = read_rows(d / "plan.jsonl")
-    if (d / "noise.jsonl").exists():  # the noise-floor repeats, once chosen, are trials too
-        plan += read_rows(d / "noise.jsonl")
-    rows = read_rows(d / JSONL) if (d / JSONL).exists() else []
+    if not (d / PLAN).exists():
+        raise DseError(f"{d}: not a sweep folder (no {PLAN})")
+    planned = planned_keys(d)  # the noise-floor repeats, once chosen, are trials too
     st = {}
     if (d / "status.json").exists():
         try:
             st = json.loads((d / "status.json").read_text())
         except json.JSONDecodeError:
             st = {}
+    rows, foreign, seen = [], 0, set()
+    for r in read_rows(d / JSONL) if (d / JSONL).exists() else []:
+        k = row_key(r)
+        if planned is not None and k not in planned:
+            foreign += 1  # never done: a row added by hand or by another sweep
+        elif k not in seen:  # one row per trial, the first
+            seen.add(k)
+            rows.append(r)
+    budget = st.get("total") if isinstance(st.get("total"), int) else 0  # a TPE search plans nothing: its budget
+    total = len(planned) if planned is not None else max(len(rows), budget)
     state = st.get("state", "not started")
     if state == "running" and not _alive(st.get("pid")):
         state = "stopped (the driver is gone; resume with --resume)"
     failed = [r for r in rows if r.get("status") != "ok"]
-    lines = [f"{d}: {state}", f"  {len(rows)}/{len(plan)} done, {len(failed)} failed, {len(plan) - len(rows)} to go"]
+    lines = [f"{d}: {state}", f"  {len(rows)}/{total} done, {len(failed)} failed, {total - len(rows)} to go"]
+    if foreign:
+        lines.append(f"  {foreign} row(s) set aside: their trials are not in the plan (added by hand or by another "
+                     "sweep)")
     lines += _per_space(rows)
     for r in failed[:5]:
         lines.append(f"  failed {r['id']} ({r['space']}): {r.get('reason')}")
