@@ -212,8 +212,9 @@ def load_yaml(path: str | Path, kind: str = "YAML file"):
     """Safe-load one YAML file (space or experiment file): a one-line DseError naming the file for a missing file, a
     folder, binary content, a syntax error, nesting too deep, or a key given twice in one mapping."""
     p = Path(path)
+    a = "an" if kind[:1] in "aeiou" else "a"
     if p.is_dir():
-        raise DseError(f"{p}: is a folder, not a {kind}")
+        raise DseError(f"{p}: is a folder, not {a} {kind}")
     if not p.is_file():
         raise DseError(f"{kind} not found: {p}")
     try:
@@ -221,7 +222,7 @@ def load_yaml(path: str | Path, kind: str = "YAML file"):
     except OSError as e:
         raise DseError(f"{p}: cannot read ({e.strerror})") from None
     except UnicodeDecodeError as e:
-        raise DseError(f"{p}: not a text file (byte {e.start} is not UTF-8); a {kind} is YAML text") from None
+        raise DseError(f"{p}: not a text file (byte {e.start} is not UTF-8); {a} {kind} is YAML text") from None
     try:
         return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as e:
@@ -232,8 +233,9 @@ def load_yaml(path: str | Path, kind: str = "YAML file"):
         raise DseError(f"{p}: invalid YAML (nested too deeply to read)") from None
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (a merge key `<<` may still be overridden)."""
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The safe loader (libyaml's when installed: fast, and no recursion on deep nesting) refusing a key given twice in
+    one mapping (a merge key `<<` may still be overridden)."""
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
