@@ -330,7 +330,6 @@ def _phis(text: str, check=lambda phi: None) -> list[int]:
 
 def cmd_scale_apply(a) -> int:
     from .api import compound_family
-
     from .scaling import check_phi
 
     phis = _phis(a.phi, lambda phi: check_phi(phi, a.alpha, a.beta, a.gamma, a.base_res))

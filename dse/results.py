@@ -220,9 +220,9 @@ def planned_keys(folder: str | Path) -> set[str] | None:
     folder = Path(folder)
     if not (folder / PLAN).is_file():
         return None
-    keys = {trial_key(r["id"]) for r in read_rows(folder / PLAN)}
+    keys = {trial_key(str(r["id"])) for r in read_rows(folder / PLAN)}
     if keys and (folder / NOISE).is_file():
-        keys |= {trial_key(r["id"], r.get("repeat", 0)) for r in read_rows(folder / NOISE)}
+        keys |= {trial_key(str(r["id"]), r.get("repeat", 0)) for r in read_rows(folder / NOISE)}
     return keys or None
 
 

@@ -25,7 +25,7 @@ from .config import canonical
 from .errors import DseError
 from .experiment import Experiment, diff, saved
 from .io import FolderLock, append_line, check_path, make_folder, os_error, refuse_links, write_atomic
-from .results import JSONL, NOISE, PLAN, ResultsLog, finalize, read_rows, row
+from .results import JSONL, NOISE, PLAN, ResultsLog, finalize, planned_keys, read_rows, row
 from .results import row_key as results_key
 
 EXP, STATUS, ERRORS = "experiment.yaml", "status.json", "errors.log"
@@ -88,7 +88,8 @@ def prepare(exp: Experiment, out: Path, resume: bool, make_plan=planning.plan) -
             raise DseError(f"{out}: cannot grow the sweep: its saved samples are not the first {len(recs)} of the "
                            "new plan")
         return exp, planning.check(recs + [r for r in new if r["id"] not in have], out / PLAN)  # old plan: prefix
-    raise DseError(f"{out}: holds a different experiment ({', '.join(keys)} {'differs' if len(keys) == 1 else 'differ'}); continue it with the saved "
+    verb = "differs" if len(keys) == 1 else "differ"
+    raise DseError(f"{out}: holds a different experiment ({', '.join(keys)} {verb}); continue it with the saved "
                    f"{out / EXP}, or pick a new --out (only a larger n, or a larger search budget, grows a run)")
 
 
@@ -268,7 +269,7 @@ class Driver:
         self.exp, self.out, self.data, self.csv, self.faults = exp, out, data, csv, faults
         self.results = ResultsLog(out / JSONL)
         self.counts = Counts(total=total)
-        self.plan(planned)
+        self.count_done(planned)
         self.prior = _checkpoints(out)
         self.address, self.verbose = address, verbose
         self.bar = Progress(total, f"{exp.name} {what}", every=15.0, enabled=progress, initial=self.counts.done)
@@ -283,7 +284,7 @@ class Driver:
         _write_status(self.out, self.counts, "running")
         self.bar.update(self.counts.done, self.counts.text(), force=force)
 
-    def plan(self, planned: set[str] | None) -> None:
+    def count_done(self, planned: set[str] | None) -> None:
         """Count as done only the rows of planned trials (None: every row, for a search that proposes its trials as
         it runs); a row appended by hand or by another sweep is never done."""
         rows = [r for r in self.results.rows if planned is None or results_key(r) in planned]
@@ -293,7 +294,7 @@ class Driver:
     def set_total(self, total: int, planned: set[str] | None = None) -> None:
         self.counts.total = total
         if planned is not None:
-            self.plan(planned)
+            self.count_done(planned)
         self.bar.set_total(total)
 
     def todo(self, points: list[dict]) -> list[dict]:
@@ -436,7 +437,7 @@ def sweep(exp: Experiment | None, out: str | Path, *, address: str | None = None
         if retries is not None:  # for this run only: the saved experiment keeps its own
             exp = exp.replace(trial=dataclasses.replace(exp.trial, retries=retries))
         n_noise = min(exp.noise.models, len(recs)) * exp.noise.repeats
-        planned = {planning.key(r["id"]) for r in recs}
+        planned = planned_keys(out) or set()  # the models, and the noise repeats once chosen
         with Driver(exp, out, data, total=len(recs) + n_noise, address=address, verbose=verbose,
                     progress=progress, csv=csv, faults=_faults, planned=planned) as d:
             todo = d.todo([{"sample": r, "repeat": 0} for r in recs])

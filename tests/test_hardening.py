@@ -223,7 +223,7 @@ def test_a_foreign_row_is_set_aside_never_done(tmp_path, caplog):
     assert any("1 row set aside: their trials are not in" in r.getMessage() for r in caplog.records)
     ex = Driver.__new__(Driver)  # the driver's count on resume, without Ray
     ex.results, ex.counts = dse.results.ResultsLog(run / "results.jsonl"), Counts(total=2)
-    ex.plan({r["id"] for r in recs})
+    ex.count_done({r["id"] for r in recs})
     assert (ex.counts.done, ex.counts.failed) == (2, 0)
 
 
