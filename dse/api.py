@@ -36,7 +36,7 @@ def compound(alpha: float, beta: float, gamma: float, phi: float, *, width: floa
     p = {"alpha": alpha, "beta": beta, "gamma": gamma, "phi": phi}
     if dropout is not None:
         p["dropout"] = dropout
-    cfg = sp.make(p)
+    cfg = sp.make(p, check=False)  # any phi that dse.scaling.check_phi allows, not only the space's sampled range
     return Sample(cfg, complexity(cfg.net))
 
 

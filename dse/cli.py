@@ -121,14 +121,29 @@ def cmd_show(a) -> int:
     from .space import load
     from .spec import resolve
 
-    load(a.space)  # the whole space checked (parameters, constraints, expressions) before it is shown
-    spec, path = resolve(a.space)
-    chain = spec.pop("extends_chain", [])
+    sp = load(a.space)  # the whole space checked (parameters, constraints, expressions) before it is shown
+    declared = resolve(a.space)[0].get("presets", {})
+    spec = {k: v for k, v in sp.spec.items() if k not in ("extends_chain", "presets")}
+    chain = sp.spec.get("extends_chain", [])
+    outside = sp.presets_outside()
     if a.json:
-        print(json.dumps({"path": str(path), "extends_chain": chain, "space": spec}))
+        print(json.dumps({"path": str(sp.path), "extends_chain": chain, "space": spec,
+                          "presets": {k: {**sp.presets[k], "outside": why} for k, why in outside.items()},
+                          "not_listed": [k for k in declared if k not in sp.presets]}))
         return 0
-    print(f"# {path}" + (f" (resolved through {' <- '.join(chain)})" if chain else ""))
+    print(f"# {sp.path}" + (f" (resolved through {' <- '.join(chain)})" if chain else ""))
     print(yaml.safe_dump(spec, sort_keys=False, default_flow_style=None, width=110).rstrip())
+    if outside:
+        print("presets:  # published models; those outside the sampled space say why")
+    for name, why in outside.items():
+        text = yaml.safe_dump({name: sp.presets[name]}, sort_keys=False, default_flow_style=None, width=110).rstrip()
+        note = f"# outside the sampled space: {'; '.join(why)}" if why else ""
+        if note and "\n" in text:
+            print(f"  {note}")
+        print("\n".join("  " + ln for ln in text.splitlines()) + (f"  {note}" if note and "\n" not in text else ""))
+    left = [k for k in declared if k not in sp.presets]
+    if left:
+        print(f"# not listed: {len(left)} inherited presets ({', '.join(left)}) lie outside this space's ranges")
     return 0
 
 
@@ -178,6 +193,7 @@ def _experiment(a, extra: dict | None = None):
 
 
 def _interrupted(a, e, again: str) -> int:
+    _ignore_signals()
     print(f"dse: interrupted ({e.signame}): {e.done}/{e.total} done; rows are kept in {e.out}; continue with: "
           f"{again}", file=sys.stderr)
     return 143 if e.signame == "SIGTERM" else 130
@@ -343,26 +359,31 @@ def _fixres_summary(a) -> int:
     return 0
 
 
-def _phis(text: str) -> list[int]:
+def _phis(text: str, check=lambda phi: None) -> list[int]:
+    """--phi as a list; `check(largest)` runs before a range is made (0..10**12 is refused, not allocated)."""
     try:
         if ".." in text:
-            lo, hi = text.split("..")
-            out = list(range(int(lo), int(hi) + 1))
+            lo, hi = (int(x) for x in text.split(".."))
+            out = None
         else:
             out = [int(x) for x in text.split(",")]
+            lo, hi = min(out), max(out)
     except ValueError:
         raise DseError(f"--phi: expected N, A..B or a comma list, got '{text}'") from None
-    if not out:
+    if hi < lo:
         raise DseError(f"--phi: the range '{text}' is empty")
-    if min(out) < 0:
-        raise DseError(f"--phi must be >= 0, got {min(out)}")
-    return out
+    if lo < 0:
+        raise DseError(f"--phi must be >= 0, got {lo}")
+    check(hi)
+    return out if out is not None else list(range(lo, hi + 1))
 
 
 def cmd_scale_apply(a) -> int:
     from .api import compound_family
+    from .scaling import check_phi
 
-    df = compound_family(a.alpha, a.beta, a.gamma, _phis(a.phi), a.base_res)
+    phis = _phis(a.phi, lambda phi: check_phi(phi, a.alpha, a.beta, a.gamma, a.base_res))
+    df = compound_family(a.alpha, a.beta, a.gamma, phis, a.base_res)
     if a.json:
         print(df.to_json(orient="records"))
     else:
@@ -939,17 +960,78 @@ def build_parser() -> Parser:
     return p
 
 
+class StdoutError(Exception):
+    """Standard output could not be written (a full disk, /dev/full); not a closed pipe."""
+
+
+class _Stdout:
+    """sys.stdout whose write errors say so (StdoutError), so main can tell them from any other OSError."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise StdoutError(e.strerror or type(e).__name__) from None
+
+    def write(self, text):
+        return self._guard(self._f.write, text)
+
+    def flush(self):
+        return self._guard(self._f.flush)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def _drop_stdout() -> None:
+    """After stdout failed: point its descriptor at /dev/null, so the flush at exit cannot fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real descriptor (a test's capture): nothing is flushed at exit
+
+
+def _ignore_signals() -> None:
+    """After an interrupt, while dse exits: a second Ctrl-C (or SIGTERM) is ignored, never a traceback."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def main(argv=None) -> int:
+    if sys.stdout is None:  # `dse ... >&-`
+        print("dse: error: standard output is closed; redirect it to a file or to /dev/null", file=sys.stderr)
+        return 1
+    out = sys.stdout
+    sys.stdout = _Stdout(out)
     try:
         a = build_parser().parse_args(band_args(sys.argv[1:] if argv is None else [str(x) for x in argv]))
         logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(a.verbose, 2)],
                             format="%(levelname)s %(name)s: %(message)s")
-        return a.fn(a)
+        code = a.fn(a)
+        sys.stdout.flush()  # a full device fails here, as one line, rather than at exit
+        return code
     except DseError as e:
         print(f"dse: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        _ignore_signals()
         print("dse: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _drop_stdout()
         return 141
+    except StdoutError as e:
+        _drop_stdout()
+        print(f"dse: error: cannot write to standard output ({e})", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout = out

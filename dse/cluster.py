@@ -1,8 +1,10 @@
 """Ray itself: which cluster to join (checked before anything waits on it), a quiet start, and its resources."""
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -53,7 +55,8 @@ def quiet_env() -> None:
 
 
 def ray_start(address: str | None, verbose: int = 0, cpus: int | None = None) -> None:
-    """Start (or join) Ray quietly: no dashboard, no usage stats, no log flood; a DseError if the address is dead."""
+    """Start (or join) Ray quietly: no dashboard UI, no usage stats, no log flood; a DseError if the address is dead.
+    At exit, the Ray that dse started is stopped with its children (_stop_at_exit)."""
     quiet_env()
     import ray
 
@@ -68,6 +71,27 @@ def ray_start(address: str | None, verbose: int = 0, cpus: int | None = None) ->
         ray.init(num_cpus=cpus or os.cpu_count(), **kw)
     for name in RAY_LOGGERS:
         logging.getLogger(name).setLevel(level)
+    atexit.unregister(_stop_at_exit)
+    atexit.register(_stop_at_exit)  # registered after Ray's own exit hook, so it runs first
+
+
+def _stop_at_exit() -> None:
+    """At exit: stop the local Ray that ray_start started (or leave the cluster it joined) and wait for its
+    processes, with SIGINT and SIGTERM ignored meanwhile (the process is ending anyway).
+
+    Ray stops its raylet with SIGTERM, and the raylet ends its workers and agents. A second Ctrl-C during Ray's own
+    exit hook used to cut that short: the driver then died, its raylet and GCS were SIGKILLed with it, and the
+    DashboardAgent and RuntimeEnvAgent were left orphaned for a minute (each tries for 60 s to report the raylet's
+    death to the dead GCS, deaf to SIGTERM meanwhile). Ray's own exit hook then finds nothing left to do."""
+    import ray
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        if ray.is_initialized():
+            ray.shutdown(wait_for_processes=True)
+    except Exception:  # at exit: never a traceback
+        pass
 
 
 def check_local(cpus: float, address: str | None) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import DseError
 from .models.blocks import DEFAULT, block
 
 
@@ -21,6 +23,30 @@ def num(x: Any) -> Any:
     if isinstance(x, float) and x.is_integer():
         return int(x)
     return x
+
+
+ID_LEN = 12  # a sample's id: the first 12 hexadecimal digits of the sha256 of its canonical JSON
+_ID = re.compile(f"[0-9a-f]{{{ID_LEN}}}")
+
+
+def is_id(x: Any) -> bool:
+    """True for a well-formed sample id (12 lowercase hexadecimal digits): what may become a file name."""
+    return isinstance(x, str) and _ID.fullmatch(x) is not None
+
+
+def check_prefix(sid, what: str = "--id") -> str:
+    """A sample id or a prefix of one (1 to 12 lowercase hexadecimal digits)."""
+    if not (isinstance(sid, str) and 0 < len(sid) <= ID_LEN and is_id(sid + "0" * (ID_LEN - len(sid)))):
+        raise DseError(f"{what}: {sid!r} is not a sample id (12 hexadecimal digits; a unique prefix is enough)")
+    return sid
+
+
+def checked_id(r: dict, where) -> str:
+    """A results row's id, refused unless well-formed (it becomes a file name): the row is named."""
+    if not is_id(r.get("id")):
+        raise DseError(f"{where}: the row of trial {r.get('key', r.get('id'))!r} ({r.get('space')}) has the id "
+                       f"{r.get('id')!r}, not 12 hexadecimal digits; no file name is made from it")
+    return r["id"]
 
 
 def canonical(obj: Any) -> str:
@@ -114,7 +140,7 @@ class Config:
     def __post_init__(self):
         object.__setattr__(self, "params", tuple(sorted((k, _freeze(v)) for k, v in dict(self.params).items())))
         key = canonical({"space": self.space, "net": self.net.to_dict()})
-        object.__setattr__(self, "id", hashlib.sha256(key.encode()).hexdigest()[:12])
+        object.__setattr__(self, "id", hashlib.sha256(key.encode()).hexdigest()[:ID_LEN])
 
     @property
     def p(self) -> dict:

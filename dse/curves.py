@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
 from .errors import DseError
+from .io import append_line
 from .results import trial_key
 
 log = logging.getLogger(__name__)
@@ -25,23 +25,13 @@ COLUMNS = ["key", "id", "repeat", "space", "epoch", *METRICS, "t"]
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def append_line(path: Path, line: str) -> None:
-    """Append one line to a file that is created if missing and never followed if it is a symlink.
-    (Kept in this one place until dse.io has its shared append.)"""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
 def epoch_record(point: dict, result: dict) -> dict | None:
     """The curves line of one Ray Tune result (None when it reports no epoch: a failed trial's last word)."""
     if not isinstance(result.get("epoch"), int) or result.get("val_error") is None:
         return None
-    sample, rep = point["sample"], point.get("repeat", 0)
-    rec = {"key": trial_key(sample["id"], rep), "id": sample["id"], "repeat": rep, "space": sample.get("space"),
-           "epoch": result["epoch"]}
+    sample, rep, arm = point["sample"], point.get("repeat", 0), point.get("arm")
+    rec = {"key": trial_key(sample["id"], rep, arm), "id": sample["id"], "repeat": rep, "space": sample.get("space"),
+           **({"arm": arm} if arm else {}), "epoch": result["epoch"]}
     for m in METRICS:
         v = result.get(m)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):

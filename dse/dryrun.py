@@ -57,7 +57,7 @@ def _timed(exp: Experiment, recs: list[dict]) -> dict:
     except (TypeError, ValueError):
         small, k_train, k_val = data, n_train, n_val
     recipe = dataclasses.replace(exp.train, epochs=1, warmup=0)
-    kw = {"res": data.res, "classes": data.classes}
+    kw = {"res": data.res, "classes": data.classes, "in_ch": data.channels}
     t0 = time.perf_counter()
     res = train(lambda: build(cfg.net, **kw), small, recipe, seed=0, threads=exp.trial.torch_threads,
                 device=exp.trial.device_name)
@@ -99,15 +99,18 @@ def dry_run(exp: Experiment, out: str | Path, *, timing: bool = True, slots: int
     """The plan of a sweep and its cost estimate as plain values (see the module doc); writes nothing."""
     from .results import trial_key
 
+    from .plan import points
+
     recs, spaces = _per_space(exp)
     if not recs:
         raise DseError("the plan is empty: nothing would be trained")
+    pts = points(exp, recs)  # every model `seeds` times, in each arm
     noise = min(exp.noise.models, len(recs)) * exp.noise.repeats
-    total = len(recs) + noise
+    total = len(pts) + noise
     slots = slots or max(1, at_once(exp.trial.cpus, exp.trial.gpus, [{"CPU": os.cpu_count() or 1, "GPU": _gpus()}]))
     out = Path(out)
     prev = _previous(out)
-    done = len({trial_key(r["id"]) for r in recs} & prev["done"]) if prev else 0
+    done = len({trial_key(p["sample"]["id"], p["repeat"], p.get("arm")) for p in pts} & prev["done"]) if prev else 0
     cost = prev or (_timed(exp, recs) if timing else None)
     left = total - done
     if cost is None:
@@ -116,7 +119,9 @@ def dry_run(exp: Experiment, out: str | Path, *, timing: bool = True, slots: int
         trial_s = cost["trial_s"]
     else:
         trial_s = cost["setup_s"] + exp.train.epochs * cost["epoch_s"]
-    return {"experiment": exp.name, "out": str(out), "spaces": spaces, "bands": exp.bands, "primaries": len(recs),
+    arms = [{"arm": a.name, "trials": sum(p.get("arm") == a.name for p in pts)} for a in exp.arms]
+    return {"experiment": exp.name, "out": str(out), "spaces": spaces, "bands": exp.bands, "primaries": len(pts),
+            "arms": arms, "seeds": exp.seeds,
             "noise": {"models": min(exp.noise.models, len(recs)), "repeats": exp.noise.repeats, "trials": noise},
             "total": total, "done": done, "epochs": exp.train.epochs, "cpus": exp.trial.cpus, "slots": slots,
             "cost": cost, "trial_s": trial_s, "seconds": left * trial_s / min(slots, max(left, 1))}
@@ -133,6 +138,9 @@ def lines(d: dict) -> list[str]:
         acc = (f"; the band ({band}) accepted {s['accepted']} of {s['tried']} draws ({100 * s['rate']:.2f}%)"
                if "tried" in s else "")
         out.append(f"  {s['space']:14s} {s['trials']:5d} trials{acc}")
+    for a in d.get("arms", []):
+        out.append(f"  arm {a['arm']:10s} {a['trials']:5d} trials ({d['seeds']} seed{'s' if d['seeds'] > 1 else ''} "
+                   "per model)")
     nz = d["noise"]
     out.append(f"  noise floor: {nz['models']} models x {nz['repeats']} extra seeds = {nz['trials']} trials "
                "(chosen once the primaries are done)" if nz["trials"] else

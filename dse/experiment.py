@@ -9,8 +9,6 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
 from .errors import DseError
 from .resources import device_for, gpus_problem
 from .units import check_band, parse_band
@@ -595,6 +593,10 @@ def _parse(d: dict, path: str) -> Experiment:
     spaces = [spaces] if isinstance(spaces, str) else spaces
     if not isinstance(spaces, list) or not all(isinstance(s, str) and s for s in spaces):
         raise DseError(f"spaces: must be a list of space names, got {spaces!r}")
+    twice = sorted({s for s in spaces if spaces.count(s) > 1})
+    if twice:
+        raise DseError(f"spaces: {', '.join(twice)} listed twice; each space is sampled once (raise n for more "
+                       "samples)")
     sec = {k: (cls.from_dict(d[k]) if hasattr(cls, "from_dict") else _from_dict(cls, d[k], k))
            if d.get(k) is not None else None for k, cls in SECTIONS.items()}
     samples, grid = d.get("samples"), sec["grid"]
@@ -677,18 +679,10 @@ def _arm_experiment(exp: Experiment, a: Arm) -> Experiment:
 
 
 def read_yaml(path: str | Path) -> dict:
-    """Safe-load a YAML file, with a one-line error naming the file."""
-    p = Path(path)
-    if not p.is_file():
-        raise DseError(f"experiment file not found: {p}")
-    try:
-        return yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise DseError(f"{p}:{where} invalid YAML ({getattr(e, 'problem', None) or e})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DseError(f"{p}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    """Safe-load a YAML file, with a one-line error naming the file (dse.io.load_yaml)."""
+    from .io import load_yaml
+
+    return load_yaml(path, "experiment file")
 
 
 def load(path: str | Path, overrides: dict | None = None) -> Experiment:

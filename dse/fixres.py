@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .config import checked_id, is_id
 from .errors import DseError
 from .models.export import load_model as _load
 from .models.export import read
@@ -131,7 +132,13 @@ def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs
         if "arm" in ok.columns and ok["arm"].notna().any():
             arm = arm or str(ok["arm"].dropna().iloc[0])
             ok = ok[ok["arm"].astype(str) == arm]
-        chosen = list(ids) if ids else list(ok["id"][: top or len(ok)])
+        bad = [i for i in ids or () if not is_id(i)]
+        if bad:  # ids name files: well-formed ones only
+            raise DseError(f"--id: {bad[0]!r} is not a sample id (12 hexadecimal digits)")
+        if ids:
+            chosen = list(ids)
+        else:
+            chosen = [checked_id(r, run) for r in ok.iloc[: top or len(ok)].to_dict("records")]
         files = [wdir / weights_name(i, arm) for i in chosen]
         if not files:
             raise DseError(f"{run}: no finished trials to evaluate")

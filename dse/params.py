@@ -102,6 +102,33 @@ class Param:
             out[:, k] = lo = np.maximum(idx, lo)
         return v[out]
 
+    def outside(self, v) -> str | None:
+        """Why one value is not one the space samples (None: it is): its range, integer grid, powers of two or
+        choices. A fixed parameter is a default that may be overridden; only a finite number is asked of it."""
+        if self.categorical or isinstance(v, str):
+            if self.kind == "fixed" or (self.kind == "choice" and v in self.values):
+                return None
+            return f"is not one of {', '.join(map(str, self.values))}" if self.kind == "choice" else "is not a number"
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return "is not a number"
+        if not math.isfinite(v):
+            return "is not a finite number"
+        if self.kind == "fixed":
+            return None
+        if self.kind == "choice":
+            return None if v in self.values else f"is not one of {', '.join(map(str, self.values))}"
+        lo, hi = self.low, self.high
+        slack = 1e-9 * max(1.0, abs(lo), abs(hi))  # a float at the end of a q-rounded range
+        if not lo - slack <= v <= hi + slack:
+            return f"is outside its range {lo:g}..{hi:g}"
+        if self.kind == "int" and v != int(v):
+            return f"is not an integer (its range is {lo:g}..{hi:g})"
+        if self.kind == "pow2" and 2.0 ** round(math.log2(v)) != v:
+            return f"is not a power of two in {lo:g}..{hi:g}"
+        if self.q and float(self.q).is_integer() and self.q > 1 and v % self.q:
+            return f"is not a multiple of {self.q:g} (its quantum)"
+        return None
+
     def cast_all(self, x: np.ndarray) -> list:
         """Drawn values as Python values (nested lists for per-stage draws), typed like `cast`."""
         if self.categorical:

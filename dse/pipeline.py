@@ -12,7 +12,9 @@ def run(exp: Experiment, out: str | Path, *, address: str | None = None, verbose
 
     Returns (results DataFrame, {"results", "edf", "report": paths}, the terminal lines: summary, noise floor and
     verdicts). An interrupted sweep raises dse.sweep.Interrupted and writes no figure or report."""
-    from .analysis.compare import verdict_lines
+    from .analysis import claims
+    from .analysis.compare import default_by, verdict_lines
+    from .analysis.noise import noise
     from .analysis.edf import summary
     from .analysis.plots import edf_figure, save
     from .analysis.report import write_report
@@ -23,21 +25,9 @@ def run(exp: Experiment, out: str | Path, *, address: str | None = None, verbose
     sweep(exp, out, address=address, resume=(out / PLAN).exists(), verbose=verbose, progress=progress)
     df = load_results(out)
     paths = {"results": out / "results.parquet", "edf": out / "edf.png", "report": out / "report.html"}
-    save(edf_figure(df, band=True), paths["edf"], force=True)
+    save(edf_figure(df, by=default_by(df), band=True), paths["edf"], force=True)
     write_report(df, paths["report"], title=f"dse report: {out.name}", force=True)
-    lines = [summary(df).round(2).to_string(), "", *verdict_lines(df), *claim_lines(df)]
+    by = default_by(df)
+    lines = [summary(df, by).round(2).to_string(), "", *verdict_lines(df, by), *claims.lines(df, noise(df).noise)]
     return df, paths, lines
 
-
-def claim_lines(df) -> list[str]:
-    """The verdicts of the papers' claims a table holds: FixRes's test sizes and fine-tuning, progressive
-    learning's time to the fixed arm's error."""
-    from .analysis import fixres, progressive
-    from .analysis.noise import noise
-
-    out = []
-    if "test_errors" in df.columns and df["test_errors"].map(lambda d: isinstance(d, dict) and len(d) > 1).any():
-        out += fixres.lines(df, noise(df).noise)
-    if "arm" in df.columns and "schedule" in df.columns:
-        out += progressive.lines(df)
-    return out

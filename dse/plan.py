@@ -35,7 +35,14 @@ def plan(exp: Experiment) -> list[dict]:
     recs = []
     for space in exp.spaces:
         recs += [s.to_dict() for s in sample(space, exp.n, seed=exp.seed, workers=1, **exp.bands)]
-    return distinct(recs + list(arm_records(exp).values())) if exp.arms else recs
+    own = arm_records(exp)
+    have = {r["id"] for r in recs}
+    for name, r in own.items():
+        if r["id"] in have:
+            raise DseError(f"arms: {name}'s network {r['id']} is also one of the sampled models; give it its own space "
+                           "or parameters")
+        have.add(r["id"])
+    return recs + [{**r, "arm": name} for name, r in own.items()]
 
 
 def arm_records(exp: Experiment) -> dict[str, dict]:
@@ -56,13 +63,26 @@ def points(exp: Experiment, recs: list[dict]) -> list[dict]:
     """The trials of the plan: every sample record `seeds` times (repeat 0..seeds-1); with arms, each arm's
     network (or every sampled model, for an arm without one) `seeds` times, the row naming its arm. The same model
     and repeat get the same training seed in every arm, so arms pair."""
-    if not exp.arms:
-        return [{"sample": r, "repeat": k} for r in recs for k in range(exp.seeds)]
-    fixed = arm_records(exp)
-    own = {r["id"] for r in fixed.values()}
-    sampled = [r for r in recs if r["id"] not in own]
-    return [{"sample": r, "repeat": k, "arm": a.name, "cols": {"arm": a.name}}
-            for a in exp.arms for r in ([fixed[a.name]] if a.fixed else sampled) for k in range(exp.seeds)]
+    from .results import planned_trials
+
+    trials = planned_trials(recs, [(a.name, a.fixed) for a in exp.arms], exp.seeds)
+    return [{"sample": r, "repeat": k, **({"arm": arm, "cols": {"arm": arm}} if arm else {})} for r, k, arm in trials]
+
+
+def check(recs: list[dict], where) -> list[dict]:
+    """A plan trains each model once, under a well-formed id (ids name folders and files): refuse anything else."""
+    from .config import is_id
+
+    seen: set[str] = set()
+    for i, r in enumerate(recs):
+        sid = r.get("id")
+        if not is_id(sid):
+            raise DseError(f"{where}:{i + 1}: {sid!r} is not a sample id (12 hexadecimal digits)")
+        if sid in seen:
+            raise DseError(f"{where}:{i + 1}: model {sid} ({r.get('space')}) is planned twice; a plan trains each "
+                           "model once")
+        seen.add(sid)
+    return recs
 
 
 def distinct(recs: list[dict]) -> list[dict]:

@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 
 from .errors import DseError
-from .io import write_atomic
+from .io import append_line, open_nofollow, write_atomic
 
 log = logging.getLogger(__name__)
 JSONL, PARQUET = "results.jsonl", "results.parquet"
+PLAN, NOISE = "plan.jsonl", "noise.jsonl"  # a sweep folder's planned trials: models, then noise-floor repeats
+PERCENT = ("error", "best_error", "best_test_error")  # metrics that are percentages (the per-epoch `errors` too)
 
 
 METRICS = ("flops", "params", "acts")
@@ -24,8 +26,8 @@ def trial_key(sid: str, repeat: int = 0, arm: str | None = None) -> str:
 
 
 def row_key(r: dict) -> str:
-    """A row's trial key (old tables without `key` use the model id)."""
-    return r.get("key") or r["id"]
+    """A row's trial key (tables without `key`: from the model id and the repeat, as dedupe fills it in)."""
+    return r.get("key") or trial_key(r["id"], r.get("repeat") or 0)
 
 
 class ResultsLog:
@@ -45,11 +47,7 @@ class ResultsLog:
         k = row_key(row)
         if k in self.keys:
             return False
-        line = json.dumps(row, sort_keys=True, allow_nan=False, default=_plain) + "\n"
-        with open(self.path, "a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.path, json.dumps(row, sort_keys=True, allow_nan=False, default=_plain) + "\n")
         self.keys.add(k)
         self.rows.append(row)
         return True
@@ -119,10 +117,12 @@ def _heal_tail(path: Path) -> None:
     if not data.endswith(b"\n"):
         keep = data.rfind(b"\n") + 1
         log.warning("%s: dropping an incomplete last line (%d bytes)", path, len(data) - keep)
-        with open(path, "r+b") as f:
-            f.truncate(keep)
-            f.flush()
-            os.fsync(f.fileno())
+        fd = open_nofollow(path, os.O_RDWR)
+        try:
+            os.ftruncate(fd, keep)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read_rows(path: str | Path, need: str | None = "id") -> list[dict]:
@@ -218,8 +218,40 @@ def _decode_cells(df, path: Path, cols=None):
     return df
 
 
+def planned_trials(recs: list[dict], arms=(), seeds: int = 1) -> list[tuple[dict, int, str | None]]:
+    """(record, repeat, arm) of every trial a plan holds: each record `seeds` times (repeat 0..seeds-1); with arms
+    ((name, fixed) pairs), a fixed arm's own record (the one marked with its `arm`) and, for every other arm, every
+    sampled record (those marked with no arm)."""
+    if not arms:
+        return [(r, k, None) for r in recs for k in range(seeds)]
+    sampled = [r for r in recs if not r.get("arm")]
+    return [(r, k, name) for name, fixed in arms
+            for r in ([x for x in recs if x.get("arm") == name] if fixed else sampled) for k in range(seeds)]
+
+
+def planned_keys(folder: str | Path) -> set[str] | None:
+    """The trial keys a sweep folder plans: its plan.jsonl's models (each `seeds` times, in each arm, as its
+    experiment.yaml says) and its noise.jsonl's repeats; None where nothing is planned up front (no plan.jsonl, or an
+    empty one: a TPE search proposes its trials as it runs)."""
+    from .io import load_yaml
+
+    folder = Path(folder)
+    if not (folder / PLAN).is_file():
+        return None
+    exp = load_yaml(folder / "experiment.yaml", "experiment file") if (folder / "experiment.yaml").is_file() else {}
+    exp = exp if isinstance(exp, dict) else {}
+    arms = [(a["name"], a.get("space") is not None) for a in exp.get("arms") or [] if isinstance(a, dict)]
+    seeds = exp.get("seeds", 1) if isinstance(exp.get("seeds", 1), int) else 1
+    keys = {trial_key(str(r["id"]), k, arm) for r, k, arm in planned_trials(read_rows(folder / PLAN), arms, seeds)}
+    if keys and (folder / NOISE).is_file():
+        keys |= {trial_key(str(r["id"]), r.get("repeat", 0), r.get("arm")) for r in read_rows(folder / NOISE)}
+    return keys or None
+
+
 def load_results(path: str | Path):
-    """The results table of a sweep folder (or a .parquet / .jsonl / .csv file) as a pandas DataFrame."""
+    """The results table of a sweep folder (or a .parquet / .jsonl / .csv file) as a pandas DataFrame: one row per
+    trial; rows of trials the folder does not plan, and rows whose errors are not percentages, set aside with a
+    warning."""
     import pandas as pd
 
     p = Path(path)
@@ -251,7 +283,46 @@ def load_results(path: str | Path):
         raise DseError(f"{p}: the results table is empty")
     if "id" not in df.columns:
         raise DseError(f"{p}: not a results table (no 'id' column)")
-    return dedupe(df, p)
+    df = dedupe(df, p)
+    planned = planned_keys(p.parent)
+    if planned is not None:
+        df = _set_aside(df, ~df["key"].isin(planned), p, f"their trials are not in {p.parent / PLAN} (rows added "
+                        "by hand or by another sweep)")
+    df = _set_aside(df, _bad_percent(df), p, f"errors outside [0, 100] ({', '.join(PERCENT)} and the per-epoch "
+                    "errors are percentages)")
+    if len(df) == 0:
+        raise DseError(f"{p}: no row of the results table is left to analyse")
+    return df
+
+
+def _set_aside(df, mask, where, why: str):
+    """df without the rows of `mask`, with one warning naming how many and why."""
+    n = int(mask.sum())
+    if n:
+        log.warning("%s: %d row%s set aside: %s", where, n, "s" * (n != 1), why)
+        df = df[~mask].reset_index(drop=True)
+    return df
+
+
+def _bad_percent(df):
+    """Rows with an error that is not a number in [0, 100] (missing errors are fine: a failed trial has none)."""
+    import math
+
+    import pandas as pd
+
+    def bad(v) -> bool:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return False
+        return isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100
+
+    mask = pd.Series(False, index=df.index)
+    for c in PERCENT:
+        if c in df.columns:
+            mask |= df[c].map(lambda v: bad(v.item() if hasattr(v, "item") else v))
+    if "errors" in df.columns:
+        lists = df["errors"].map(lambda vs: vs.tolist() if hasattr(vs, "tolist") else vs)  # Parquet gives arrays
+        mask |= lists.map(lambda vs: isinstance(vs, (list, tuple)) and any(bad(v) for v in vs))
+    return mask
 
 
 def dedupe(df, where=""):

@@ -28,13 +28,36 @@ def round_repeats(d: int, m: float = 1.0) -> int:
     return int(math.ceil(d * m))
 
 
+MAX_RES = 4096  # the largest resolution a space file may declare (dse.spec.LIMITS)
+MAX_SCALE = 100.0  # the largest depth or width multiplier (B7's are 3.1 and 2.0)
+
+
+def max_phi(alpha: float, beta: float, gamma: float, base_res: int = 224) -> float:
+    """The largest phi whose network dse builds and counts: depth and width at most MAX_SCALE times B0's, and a
+    resolution of at most MAX_RES (inf when no multiplier grows)."""
+    limits = [math.log(MAX_SCALE) / math.log(m) for m in (alpha, beta) if m > 1]
+    if gamma > 1:
+        limits.append(math.log(MAX_RES / base_res) / math.log(gamma))
+    return min(limits, default=math.inf)
+
+
+def check_phi(phi: float, alpha: float, beta: float, gamma: float, base_res: int = 224) -> None:
+    """Refuse coefficients that are not finite numbers >= 1 (phi >= 0), and a phi beyond max_phi."""
+    for n, v, lo in (("phi", phi, 0), ("alpha", alpha, 1), ("beta", beta, 1), ("gamma", gamma, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo:
+            raise DseError(f"{n} must be a finite number >= {lo}, got {v}")
+    if not 1 <= base_res <= MAX_RES:
+        raise DseError(f"the base resolution must be in 1..{MAX_RES}, got {base_res}")
+    most = max_phi(alpha, beta, gamma, base_res)
+    if phi > most:
+        raise DseError(f"phi={phi} scales beyond what dse builds: with alpha={alpha:g} beta={beta:g} gamma={gamma:g} "
+                       f"and base resolution {base_res}, phi <= {math.floor(most + 1e-9)} keeps depth and width within "
+                       f"x{MAX_SCALE:g} and the resolution within {MAX_RES}")
+
+
 def compound(alpha: float, beta: float, gamma: float, phi: float, base_res: int = 224) -> tuple[float, float, int]:
-    """(depth multiplier, width multiplier, resolution) for compound coefficient phi."""
-    if phi < 0:
-        raise DseError(f"phi must be >= 0, got {phi}")
-    for n, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        if v < 1:
-            raise DseError(f"{n} must be >= 1, got {v}")
+    """(depth multiplier, width multiplier, resolution) for compound coefficient phi (check_phi's bounds)."""
+    check_phi(phi, alpha, beta, gamma, base_res)
     return alpha ** phi, beta ** phi, int(round(base_res * gamma ** phi))
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from .cluster import check_address, check_local, quiet_env
 from .errors import DseError
 from .experiment import Experiment, Search
-from .results import read_rows
+from .io import append_line
+from .results import read_rows, trial_key
 
 REFUSED, SPENT = "refused.jsonl", "search.json"
 # ASHA's defaults, from the low-epoch rank correlation `dse analyze` measured on the main job (60 models, the
@@ -154,8 +155,7 @@ def band_tpe(space, bands: dict, seed: int, max_refused: int, log: Path, evaluat
                     return {"point": {"sample": s.to_dict(), "repeat": 0, "cols": {"suggested": params}}}
                 self.refused += 1
                 self.inner.on_trial_complete(tmp, {"val_error": penalty(d)})
-                with open(log, "a") as f:
-                    f.write(json.dumps({"params": params, "distance": d if math.isfinite(d) else None}) + "\n")
+                append_line(log, json.dumps({"params": params, "distance": d if math.isfinite(d) else None}) + "\n")
             raise DseError(f"search: {max_refused} proposals in a row fell outside the band; widen the band or "
                            "raise search.max_refused")
 
@@ -245,10 +245,11 @@ def search(exp: Experiment, out: str | Path, *, address: str | None = None, resu
         spent_f = out / SPENT
         spent = json.loads(spent_f.read_text()).get("seconds", 0.0) if spent_f.exists() else 0.0
         cols = {"searcher": s.searcher, "scheduler": s.scheduler}
+        planned = {trial_key(r["id"]) for r in recs} or None  # TPE proposes its trials as it runs
         with Driver(exp, out, data, total=s.trials, address=address, verbose=verbose, progress=progress, csv=csv,
-                    what="trials", cols=cols) as d:
+                    what="trials", cols=cols, planned=planned) as d:
             left_s = None if s.seconds is None else s.seconds - spent
-            left_n = s.trials - len(d.results.keys)
+            left_n = s.trials - d.counts.done
             t0 = time.monotonic()
             try:
                 if left_n > 0 and (left_s is None or left_s > 0):

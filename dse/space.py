@@ -38,7 +38,7 @@ class Space:
 
     @property
     def stages(self) -> int:
-        return len(self.spec["base"]) if "base" in self.spec else self.spec.get("stages", 4)
+        return _stages(self.spec)
 
     @property
     def presets(self) -> dict:
@@ -87,18 +87,23 @@ class Space:
         """The Net of a complete parameter dict (no name checks: the sampler's fast path)."""
         return families.FAMILY[self.family](self.spec, p)
 
+    def outside(self, p: dict) -> list[str]:
+        """Why parameter values lie outside the space (empty: inside), one reason per value: its declared range, its
+        integer grid (e.g. RegNet's w0 in multiples of 8, as pycls requires), powers of two, choices, the number of
+        per-stage values. Fixed parameters may be overridden (e.g. alpha of efficientnet_compound) by finite numbers.
+        Names the space does not have are make's to refuse."""
+        return _outside(self.params, self.stages, p)
+
     def make(self, p: dict, check: bool = True) -> Config:
-        """The Config for given parameter values (unknown or missing names are errors); with `check`, values must lie
-        on the grid of an integer quantum (e.g. RegNet's w0 in multiples of 8, as pycls requires). Presets skip it."""
+        """The Config for given parameter values (unknown or missing names are errors); with `check`, every value must
+        lie inside the space (Space.outside), as a sampled one does. Presets skip it: the published models need not."""
         unknown = sorted(set(p) - set(self.names))
         if unknown:
             raise DseError(f"space {self.name}: unknown parameter(s) {', '.join(unknown)}; "
                            f"it has {', '.join(self.names)}")
-        for q in self.params if check else ():
-            vals = p.get(q.name)
-            for v in (vals if isinstance(vals, list) else [vals] if vals is not None else []):
-                if q.q and float(q.q).is_integer() and q.q > 1 and isinstance(v, (int, float)) and v % q.q:
-                    raise DseError(f"space {self.name}: {q.name}={v} is not a multiple of {q.q:g} (its quantum)")
+        why = self.outside(p) if check else []
+        if why:
+            raise DseError(f"space {self.name}: {'; '.join(why)}")
         fixed = {q.name: q.fixed for q in self.params if q.kind == "fixed"}
         full = {**fixed, **p}
         missing = [q for q in self.names if q not in full and self.family != "effnet"]  # effnet: base fills in
@@ -113,6 +118,9 @@ class Space:
         table = {k.lower(): v for k, v in self.presets.items()}
         if key not in table:
             raise DseError(f"space {self.name} has no preset '{name}'; presets: {', '.join(self.presets) or 'none'}")
+        why = _outside(self.params, _stages({**self.spec, **table[key]}), params)  # values given on top of it
+        if why:
+            raise DseError(f"space {self.name}: {'; '.join(why)}")
         entry = dict(table[key])
         spec_keys = {k: entry.pop(k) for k in list(entry) if k in SPEC_OVERRIDES}
         sp = self
@@ -122,6 +130,46 @@ class Space:
             per = {p.name for p in self.params if p.per_stage}
             entry = {k: v for k, v in entry.items() if k not in per or isinstance(v, list)}
         return sp.make({**entry, **params}, check=False)
+
+
+    def presets_outside(self) -> dict[str, list[str]]:
+        """Per preset, why it lies outside the sampled space (an empty list: inside). Presets are the published
+        models (the pycls zoo, EfficientNet's B0-B7), and some lie outside the ranges the space samples."""
+        return {k: _preset_outside(self.params, self.spec, v) for k, v in self.presets.items()}
+
+
+def _stages(spec: dict) -> int:
+    return len(spec["base"]) if "base" in spec else spec.get("stages", 4)
+
+
+def _preset_outside(params: tuple[Param, ...], spec: dict, entry: dict) -> list[str]:
+    """Why a preset lies outside the space (its backbone keys, if any, count as the space's)."""
+    values = {k: v for k, v in entry.items() if k not in SPEC_OVERRIDES}
+    return _outside(params, _stages({**spec, **entry}), values)
+
+
+def _outside(params: tuple[Param, ...], stages: int, p: dict) -> list[str]:
+    """Space.outside on the parsed parameters."""
+    why = []
+    for q in params:
+        v = p.get(q.name)
+        if v is None:
+            continue
+        if isinstance(v, (list, tuple)):
+            if not q.per_stage:
+                why.append(f"{q.name} takes one value, got {len(v)}")
+                continue
+            if len(v) != stages:
+                why.append(f"{q.name} needs {stages} values (one per stage), got {len(v)}")
+                continue
+            bad: dict = {}  # (value, reason) -> its stages, so six equal values make one reason
+            for i, x in enumerate(v):
+                if (r := q.outside(x)) is not None:
+                    bad.setdefault((str(x), r), []).append(str(i + 1))
+            why += [f"{q.name}={x} (stage{'s' * (len(st) > 1)} {', '.join(st)}) {r}" for (x, r), st in bad.items()]
+        elif (r := q.outside(v)) is not None:
+            why.append(f"{q.name}={v} {r}")
+    return why
 
 
 def _param(name: str, raw) -> Param:
@@ -165,6 +213,10 @@ def load(name: str, extra_dirs=()) -> Space:
     clash = {p for k, p in cons if k == "nondecreasing"} & {p for k, p in cons if k == "nonincreasing"}
     if clash:
         raise DseError(f"{path}: constraints: '{clash.pop()}' cannot be both nondecreasing and nonincreasing")
+    inherited = spec.pop("inherited_presets", [])
+    drop = [k for k in inherited if _preset_outside(params, spec, spec["presets"][k])]
+    if drop:  # a space that extends another lists the parent's presets that lie inside its own ranges only
+        spec["presets"] = {k: v for k, v in spec["presets"].items() if k not in drop}
     return Space(name=spec["name"], family=fam, params=params, constraints=tuple(cons), spec=spec, path=path)
 
 

@@ -8,9 +8,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from .errors import DseError
+from .io import load_yaml
 from .params import KINDS
 
 FAMILIES = ("anynet", "regnet", "effnet")
@@ -63,6 +62,8 @@ def find(name: str, extra=()) -> Path:
     """The file of a space given by name or path; unknown names list the closest ones."""
     if name.endswith((".yaml", ".yml")) or os.sep in name:
         p = Path(name)
+        if p.is_dir():
+            raise DseError(f"{name}: is a folder, not a space file")
         if not p.is_file():
             raise DseError(f"space file not found: {name}")
         return p
@@ -74,17 +75,8 @@ def find(name: str, extra=()) -> Path:
 
 
 def read(path: Path) -> dict:
-    """Safe-load one YAML file into a mapping, with a one-line error naming the file."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise DseError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise DseError(f"{path}:{where} invalid YAML ({getattr(e, 'problem', None) or e})") from None
+    """Safe-load one YAML file into a mapping, with a one-line error naming the file (dse.io.load_yaml)."""
+    data = load_yaml(path, "space file")
     if not isinstance(data, dict):
         raise DseError(f"{path}: a space file must be a mapping, got {type(data).__name__}")
     return data
@@ -230,4 +222,6 @@ def resolve(name: str, extra=()) -> tuple[dict, Path]:
         spec = merge(spec, raw)
     spec["name"] = raws[0][0]["name"]
     spec["extends_chain"] = chain[1:]
+    own = raws[0][0].get("presets", {})
+    spec["inherited_presets"] = [k for k in spec.get("presets", {}) if k not in own]  # kept if inside (space.load)
     return spec, raws[0][1]

@@ -24,10 +24,11 @@ from .cluster import check_address, check_local, check_resources, quiet_env, ray
 from .config import canonical
 from .errors import DseError
 from .experiment import Experiment, diff, saved
-from .io import FolderLock, os_error, write_atomic
-from .results import JSONL, ResultsLog, finalize, read_rows, row
+from .io import FolderLock, append_line, check_path, make_folder, os_error, refuse_links, write_atomic
+from .results import JSONL, NOISE, PLAN, ResultsLog, finalize, planned_keys, read_rows, row
+from .results import row_key as results_key
 
-PLAN, NOISE, EXP, STATUS, ERRORS = "plan.jsonl", "noise.jsonl", "experiment.yaml", "status.json", "errors.log"
+EXP, STATUS, ERRORS = "experiment.yaml", "status.json", "errors.log"
 
 
 class Interrupted(Exception):
@@ -72,11 +73,11 @@ def prepare(exp: Experiment, out: Path, resume: bool, make_plan=planning.plan) -
             raise DseError(f"{out}: exists and is not a folder; pick a new --out")
         if out.exists() and any(out.iterdir()):
             raise DseError(f"{out}: already exists and is not empty; use --resume to continue it or pick a new --out")
-        return exp, make_plan(exp)
+        return exp, planning.check(make_plan(exp), out / PLAN)
     if not (out / PLAN).exists():
         raise DseError(f"{out}: nothing to resume (no {PLAN}); start it without --resume")
     old = saved(out)
-    recs = read_rows(out / PLAN)
+    recs = planning.check(read_rows(out / PLAN), out / PLAN)
     if exp is None or exp.to_dict() == old.to_dict():
         return old, recs
     keys = diff(old, exp)
@@ -86,8 +87,9 @@ def prepare(exp: Experiment, out: Path, resume: bool, make_plan=planning.plan) -
         if not have <= {r["id"] for r in new}:
             raise DseError(f"{out}: cannot grow the sweep: its saved samples are not the first {len(recs)} of the "
                            "new plan")
-        return exp, recs + [r for r in new if r["id"] not in have]  # the old plan stays its prefix
-    raise DseError(f"{out}: holds a different experiment ({', '.join(keys)} differ); continue it with the saved "
+        return exp, planning.check(recs + [r for r in new if r["id"] not in have], out / PLAN)  # old plan: prefix
+    verb = "differs" if len(keys) == 1 else "differ"
+    raise DseError(f"{out}: holds a different experiment ({', '.join(keys)} {verb}); continue it with the saved "
                    f"{out / EXP}, or pick a new --out (only a larger n, or a larger search budget, grows a run)")
 
 
@@ -169,10 +171,9 @@ def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, upda
             try:
                 new = results.append(r)
                 if text:
-                    with open(errors, "a") as f:
-                        f.write(f"=== {r['key']} ({r['space']})\n{text}\n")
-            except OSError as e:
-                stop["error"] = os_error(results.path, e)
+                    append_line(errors, f"=== {r['key']} ({r['space']})\n{text}\n")
+            except (OSError, DseError) as e:
+                stop["error"] = os_error(results.path, e) if isinstance(e, OSError) else e
                 raise
             if new:
                 counts.done += 1
@@ -242,6 +243,8 @@ def _checkpoints(out: Path) -> dict[str, str]:
 
 def _pruner(out: Path, results: ResultsLog, keep: int | None):
     """Keep the weights of the best `keep` models only (None: all)."""
+    from .config import is_id
+
     if keep is None:
         return None
 
@@ -249,7 +252,8 @@ def _pruner(out: Path, results: ResultsLog, keep: int | None):
         from .trial import weights_name
 
         ok = sorted((r["error"], r["id"], r.get("arm") or "") for r in results.rows
-                    if r.get("repeat", 0) == 0 and r.get("status") == "ok" and r.get("error") is not None)
+                    if is_id(r.get("id")) and r.get("repeat", 0) == 0 and r.get("status") == "ok"
+                    and isinstance(r.get("error"), (int, float)))
         for _, sid, arm in ok[keep:]:
             f = out / "weights" / weights_name(sid, arm or None)
             if f.exists():
@@ -266,14 +270,14 @@ class Driver:
 
     def __init__(self, exp: Experiment, out: Path, data, *, total: int, address=None, verbose: int = 0,
                  progress: bool = True, csv: bool = False, faults: str | None = None, what: str = "trials",
-                 cols: dict | None = None):
+                 cols: dict | None = None, planned: set[str] | None = None):
         from .progress import Progress
         from .trial import context
 
         self.exp, self.out, self.data, self.csv, self.faults = exp, out, data, csv, faults
         self.results = ResultsLog(out / JSONL)
-        self.counts = Counts(total=total, done=len(self.results.keys),
-                             failed=sum(r.get("status") == "failed" for r in self.results.rows))
+        self.counts = Counts(total=total)
+        self.count_done(planned)
         self.prior = _checkpoints(out)
         self.address, self.verbose = address, verbose
         self.bar = Progress(total, f"{exp.name} {what}", every=15.0, enabled=progress, initial=self.counts.done)
@@ -291,8 +295,17 @@ class Driver:
         _write_status(self.out, self.counts, "running")
         self.bar.update(self.counts.done, self.counts.text(), force=force)
 
-    def set_total(self, total: int) -> None:
+    def count_done(self, planned: set[str] | None) -> None:
+        """Count as done only the rows of planned trials (None: every row, for a search that proposes its trials as
+        it runs); a row appended by hand or by another sweep is never done."""
+        rows = [r for r in self.results.rows if planned is None or results_key(r) in planned]
+        self.counts.done = len({results_key(r) for r in rows})
+        self.counts.failed = len({results_key(r) for r in rows if r.get("status") == "failed"})
+
+    def set_total(self, total: int, planned: set[str] | None = None) -> None:
         self.counts.total = total
+        if planned is not None:
+            self.count_done(planned)
         self.bar.set_total(total)
 
     def todo(self, points: list[dict]) -> list[dict]:
@@ -335,6 +348,8 @@ class Driver:
         tuner.fit()
 
     def _on_signal(self, signum, frame):
+        if "signal" in self.stop:
+            return  # a second Ctrl-C while the first one unwinds: the rows are being made safe already
         self.stop["signal"] = signal.Signals(signum).name
         raise KeyboardInterrupt
 
@@ -348,12 +363,22 @@ class Driver:
         return self
 
     def __exit__(self, kind, exc, tb):
-        for sig, h in self.previous.items():
-            signal.signal(sig, h)
         if kind is KeyboardInterrupt:
             self.stop.setdefault("signal", "SIGINT")
         elif kind is not None and "error" not in self.stop:
+            self._restore()
             return False  # a real bug: let it show
+        try:
+            self._close()
+        finally:
+            self._restore()  # after the rows are safe: a second signal meanwhile is swallowed by _on_signal
+        return False
+
+    def _restore(self) -> None:
+        for sig, h in self.previous.items():
+            signal.signal(sig, h)
+
+    def _close(self) -> None:
         self.live.close_all()
         c = self.counts
         c.running = 0
@@ -374,24 +399,22 @@ class Driver:
                            f"{self.out / JSONL}") from None
         if "signal" in self.stop:
             raise Interrupted(self.out, c.done, c.total, self.stop["signal"]) from None
-        return False
 
 
 def folder(exp: Experiment | None, out: str | Path, resume: bool, make_plan, data=None):
     """Open a sweep folder for writing: (experiment, plan, data, lock). A new folder is made only after the
     experiment, plan and data have been checked (bad input leaves nothing behind); a resumed one is locked before
     it is read. The caller releases the lock."""
-    out = Path(out)
+    out = check_path(out)
     lock = FolderLock(out) if resume and out.exists() else None
     try:
+        if lock is not None:
+            refuse_links(out)  # before anything is read or written: dse never writes through a link
         exp, recs = prepare(exp, out, resume, make_plan)
         if data is None:
             data = _check_data(exp, recs)
         if lock is None:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise os_error(out, e) from None
+            make_folder(out)  # on failure, no parent it made is left behind
             lock = FolderLock(out)
             if any(p.name != FolderLock.NAME for p in out.iterdir()):
                 raise DseError(f"{out}: another sweep started here meanwhile; pick a new --out")
@@ -416,7 +439,7 @@ def sweep(exp: Experiment | None, out: str | Path, *, address: str | None = None
     `_faults` is a test hook: a folder of files <key> that each hold how many attempts of that trial raise.
     """
     quiet_env()
-    out = Path(out).resolve()
+    out = check_path(out).resolve()
     address = check_address(address)  # before any folder is made
     if retries is not None and not (isinstance(retries, int) and 0 <= retries <= 100):
         raise DseError(f"--retries must be an integer in 0..100, got {retries}")
@@ -428,14 +451,17 @@ def sweep(exp: Experiment | None, out: str | Path, *, address: str | None = None
             exp = exp.replace(trial=dataclasses.replace(exp.trial, retries=retries))
         first = planning.points(exp, recs)
         n_noise = min(exp.noise.models, len(recs)) * exp.noise.repeats
+        planned = {planning.key(p["sample"]["id"], p["repeat"], p.get("arm")) for p in first}
+        planned |= planned_keys(out) or set()  # and the noise repeats, once chosen
         with Driver(exp, out, data, total=len(first) + n_noise, address=address, verbose=verbose,
-                    progress=progress, csv=csv, faults=_faults) as d:
+                    progress=progress, csv=csv, faults=_faults, planned=planned) as d:
             todo = d.todo(first)
             if todo:
                 d.fit(todo)
             if n_noise:
                 points = _noise_points(exp, out, recs, d.results)
-                d.set_total(len(first) + len(points))
+                planned |= {planning.key(p["sample"]["id"], p["repeat"], p.get("arm")) for p in points}
+                d.set_total(len(first) + len(points), planned)
                 todo = d.todo(points)
                 if todo:
                     d.fit(todo)

@@ -1,6 +1,7 @@
 """Complexity bands such as `360-400M`, `0.36-0.4G`, `360e6-400e6`, `-400M` or `360M-`."""
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import DseError
@@ -14,7 +15,8 @@ Band = tuple  # (lo | None, hi | None)
 
 
 def _value(mant, exp, unit) -> float:
-    return float(mant) * (10.0 ** int(exp) if exp else 1.0) * SCALE[unit.upper()]
+    """The number (inf when it is too large for a float: check_band refuses it, never an OverflowError)."""
+    return float(f"{mant}e{exp or 0}") * SCALE[unit.upper()]
 
 
 def parse_number(text: str) -> float:
@@ -22,7 +24,10 @@ def parse_number(text: str) -> float:
     m = _ONE.match(text)
     if not m:
         raise DseError(f"not a number with a unit (K, M, G, T): '{text}'")
-    return _value(*m.groups())
+    v = _value(*m.groups())
+    if not math.isfinite(v):
+        raise DseError(f"'{text}' is too large (not a finite number)")
+    return v
 
 
 def parse_band(text: str, what: str = "band") -> Band:
@@ -48,8 +53,10 @@ def check_band(band, what: str = "band", text=None) -> Band:
         raise DseError(f"{what}: expected (lo, hi), got {band!r}") from None
     shown = text if text is not None else f"{lo}-{hi}"
     for v in (lo, hi):
-        if v is not None and (not isinstance(v, (int, float)) or v < 0):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
             raise DseError(f"{what}: bounds must be non-negative numbers, got '{shown}'")
+        if v is not None and not math.isfinite(v):
+            raise DseError(f"{what}: bounds must be finite numbers, got '{shown}' (too large for a float)")
     if lo is not None and hi is not None:
         if lo > hi:
             raise DseError(f"{what}: inverted band '{shown}' (low > high)")

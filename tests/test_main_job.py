@@ -50,5 +50,5 @@ def test_smoke_run_says_it_is_too_small(run_cli, tmp_path):
     other = tmp_path / "other.yaml"
     other.write_text((ROOT / "experiments" / "quick.yaml").read_text().replace("epochs: 1", "epochs: 2"))
     code, _, err = run_cli("run", other, "--out", out)
-    assert code == 1 and "different experiment (train.epochs differ)" in err
+    assert code == 1 and "different experiment (train.epochs differs)" in err
     assert (out / "results.jsonl").read_bytes() == rows

@@ -156,7 +156,7 @@ def test_create_model_from_a_sweep_sample(run):
     for where in (d, d / "results.jsonl"):
         m = dse.create_model(f"{where}:{recs[0]['id'][:6]}", num_classes=10)
         assert m.net == dse.Config.from_dict(recs[0]).net.replace(classes=10)
-    with pytest.raises(dse.DseError, match="no sample with id 'zzz'"):
+    with pytest.raises(dse.DseError, match="'zzz' is not a sample id"):
         dse.create_model(f"{d}:zzz")
 
 
@@ -186,7 +186,9 @@ def test_export_errors(run, run_cli, tmp_path):
             assert n in err, (n, err)
 
     one_line([d, "--id", recs[0]["id"]], "no kept weights for " + recs[0]["id"])
-    one_line([d, "--id", "zzz"], "no model with id 'zzz'")
+    one_line([d, "--id", "zzz"], "--id: 'zzz' is not a sample id")
+    absent = next(h for h in "0123456789abcdef" if not any(r["id"].startswith(h) for r in recs))
+    one_line([d, "--id", absent], f"no model with id '{absent}'")
     one_line([d], "one of the arguments --id --best is required")
     (tmp_path / "x.pt").write_text("keep")
     one_line([d, "--best", "-o", tmp_path / "x.pt"], "already exists")

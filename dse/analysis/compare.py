@@ -136,7 +136,8 @@ def verdict(a: str, b: str, n_a: int, n_b: int, delta: float, lo: float, hi: flo
     each = "pairs" if per == "pair" else f"per {per}"  # paired comparisons count pairs
     shift_txt = f"a {shift:g}-point shift" if u else f"a shift of {shift:.3g} (half a pooled std)"
     power = (f"about {int(n_req)} {each} would detect {shift_txt}" if np.isfinite(n_req)
-             else f"the spread is unknown, so the n that would detect {shift_txt} is too")
+             else f"the spread is unknown (every error is equal, or too few), so the n that would detect "
+                  f"{shift_txt} is unknown too")
     power_obs = power
     if np.isfinite(n_obs) and np.isfinite(n_req) and abs(delta) > shift:
         power_obs = (f"about {int(n_obs)} {each} would detect a mean shift of this size "

@@ -307,7 +307,8 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     """The report of a results table (one or more runs stacked) as one HTML string; pure, no files touched.
     progress(done, total) is called after each section."""
     from . import plots
-    from .compare import MIN_N, compare, format_verdicts, too_small
+    from . import claims
+    from .compare import MIN_N, compare, default_by, format_verdicts, too_small
     from .edf import summary
     from .noise import noise, per_model
     from .rank import epoch_rank
@@ -322,11 +323,14 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     spaces = sorted(map(str, f["space"].unique())) if "space" in f.columns else ["all"]
     per = f.groupby("space").size() if "space" in f.columns else pd.Series({"all": len(f)})
     nz, pm = noise(df, metric), per_model(df, metric)
+    by = default_by(df)
     try:
-        cmp = compare(df, metric=metric, noise=nz.noise, seed=seed)
-        lines = format_verdicts(cmp, nz)
+        cmp = compare(df, by=by, metric=metric, noise=nz.noise, seed=seed)
+        lines = format_verdicts(cmp, nz, by=by)
     except DseError as e:
         cmp, lines = pd.DataFrame(), [nz.line(), f"no verdicts: {e}"]
+    if metric == "error":
+        lines += claims.lines(df, nz.noise)
     direction = "lower is better" if ascending(metric) else "higher is better"
     head = (f"<h1>{html.escape(title)}</h1>\n<p>{len(f)} models finished ({_others(df, len(f))}) from "
             f"{html.escape(runs)}; spaces: {html.escape(', '.join(spaces))}; metric: "
@@ -337,6 +341,16 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
                  f"the design spaces.</div>\n")
     k_w = min(top, int(per.max()))
     grid = _grid(f)
+    if by == "arm":  # a controlled experiment: its arms and its claims, not the spaces' design parameters
+        body = [("Recipe", lambda: _recipe_html(df, metric)),
+                ("Verdicts", lambda: _verdicts(cmp, nz, lines)),
+                ("Noise floor", lambda: _noise(nz, pm)),
+                ("Summary per arm", lambda: _table(summary(df.assign(error=df[metric]) if metric != "error"
+                                                           else df, by="arm").reset_index())),
+                ("Error EDFs per arm" if metric == "error" else f"{metric} EDFs per arm",
+                 lambda: _png(plots.edf_figure(df, by="arm", metric=metric, band=True, seed=seed)))]
+        body += [(t, (lambda m=m: _png(m()))) for t, m in claims.figures(df)] if metric == "error" else []
+        return _page(title, head, body, progress)
     body = [
         ("Recipe", lambda: _recipe_html(df, metric)),
         ("Verdicts", lambda: _verdicts(cmp, nz, lines)),
@@ -368,8 +382,13 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
                          lambda: _png(plots.rank_figure(epoch_rank(df))) + _p(
                              "Open markers: fewer than 4 models at that epoch (no p-value). dse analyze prints the "
                              "table (n, rho, p per space and epoch).", "note")))
+    return _page(title, head, body, progress)
+
+
+def _page(title: str, head: str, body: list, progress=None) -> str:
+    """The HTML page of the report's sections (title, make), made one by one (the slow part: figures and fits)."""
     done = []
-    for i, (name, make) in enumerate(body):  # the slow part: the figures and the fits
+    for i, (name, make) in enumerate(body):
         done.append(_section(name, make))
         if progress is not None:
             progress(i + 1, len(body))

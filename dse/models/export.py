@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config
+from ..config import Config, check_prefix, checked_id
 from ..errors import DseError
-from ..io import write_atomic
+from ..io import refuse_link, write_atomic
 
 FORMAT = "dse-model/1"
 
@@ -27,6 +27,7 @@ def save_weights(path: str | Path, rec: dict, state: dict, net: dict | None = No
     blob = {"record": json.dumps(rec, sort_keys=True), "model": state}
     if net:
         blob["net"] = dict(net)
+    refuse_link(Path(path).parent)  # the sweep's weights/ folder: never written through a link
     return _save(path, blob, force=True)
 
 
@@ -80,6 +81,8 @@ def _row(run: Path, sid: str | None, best: bool) -> dict:
     """The results row of `sid` (a unique id prefix) or of the best finished model of a sweep folder."""
     from ..results import load_results
 
+    if not best:
+        check_prefix(sid)
     df = load_results(run)
     df = df[(df["repeat"] == 0)]
     if best:
@@ -104,7 +107,7 @@ def export(run: str | Path, id: str | None = None, best: bool = False, out: str 
     if not run.is_dir():
         raise DseError(f"{run}: not a sweep folder")
     r = _row(run, id, best)
-    w = run / "weights" / f"{r['id']}.pt"
+    w = run / "weights" / f"{checked_id(r, run)}.pt"
     if not w.is_file():
         raise DseError(f"{w}: no kept weights for {r['id']} (sweeps keep them with trial.keep_weights: true)")
     m = read(w)

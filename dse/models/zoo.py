@@ -7,7 +7,7 @@ import difflib
 import fnmatch
 from pathlib import Path
 
-from ..config import Config
+from ..config import Config, check_prefix, checked_id
 from ..errors import DseError
 
 ZOO = ("regnetx", "regnety", "efficientnet", "efficientnetv2")  # the spaces whose presets are named models
@@ -62,6 +62,7 @@ def run_config(ref: str) -> Config:
     p = Path(path)
     if not sid:
         raise DseError(f"{ref}: expected RUN:ID (a sweep folder or results file, a colon, a sample id)")
+    check_prefix(sid, ref)
     if not p.exists():
         raise DseError(f"{p}: no such sweep folder or results file")
     if p.is_dir() and (p / "plan.jsonl").is_file():
@@ -74,6 +75,7 @@ def run_config(ref: str) -> Config:
         what = "no sample" if not hit else f"{len(hit)} samples ({', '.join(sorted(hit)[:4])})"
         raise DseError(f"{p}: {what} with id {sid!r}")
     (i, rec), = hit.items()
+    checked_id(rec, p)
     try:
         cfg = Config.from_dict({"space": rec["space"], "stages": rec["stages"],
                                 **{k: rec[k] for k in ("config", "net") if isinstance(rec.get(k), dict)}})
