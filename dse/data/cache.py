@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DseError
-from ..io import FolderLock, os_error, write_atomic
+from ..io import FolderLock, make_folder, open_nofollow, os_error, write_atomic
 from . import imagefolder
 
 FORMAT, VERSION = "dse-cache", 1
@@ -54,14 +54,12 @@ def files(split: str) -> tuple[str, str, str]:
 # ---------------------------------------------------------------- .npy files opened without following links
 
 def _open(path: Path, flags: int) -> int:
-    """os.open with O_NOFOLLOW: a symbolic link is a one-line error, and the file must be a regular file."""
+    """io.open_nofollow (a symbolic link is a one-line error) of a file that must be a regular file."""
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = open_nofollow(path, flags, 0o644)
+    except FileExistsError:
+        raise DseError(f"{path}: already exists") from None
     except OSError as e:
-        if e.errno == 40:  # ELOOP: the last component is a symbolic link
-            raise DseError(f"{path}: is a symbolic link; a cache holds none (dse does not follow links)") from None
-        if e.errno == 17:  # EEXIST
-            raise DseError(f"{path}: already exists") from None
         raise DseError(f"{path}: cannot open ({e.strerror})") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
@@ -224,10 +222,7 @@ def prepare(src: str | Path, out: str | Path, res: int, *, workers: int | None =
         if state is None:  # finished already
             return {**read_meta(out), "decoded": 0}
     else:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise os_error(out, e) from None
+        make_folder(out)
     lock = FolderLock(out, "dse data prepare")
     try:
         if not resume:
