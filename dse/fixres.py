@@ -125,7 +125,7 @@ def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs
         wdir = run / "weights"
         if not wdir.is_dir():
             raise DseError(f"{run}: no kept weights (run the sweep with trial.keep_weights: true)")
-        from .trial import weights_name
+        from .models.export import weights_name
 
         df = load_results(run)
         ok = df[(df["status"] == "ok") & (df["repeat"] == 0)].sort_values("error")

@@ -12,6 +12,7 @@ from pathlib import Path
 from .config import Config
 from .experiment import DataSpec, Experiment, Reward
 from .plan import trial_seed
+from .models.export import weights_name  # noqa: F401  (the sweep's and fixres's name of a kept-weights file)
 from .results import row, trial_key
 
 
@@ -35,11 +36,6 @@ def data_at(spec: DataSpec, res: int):
 
         return load_data(**spec.args(res))
     return _loaded(spec).at(res)
-
-
-def weights_name(sid: str, arm: str | None = None) -> str:
-    """The kept-weights file of a model (of an arm): <id>.pt, <id>@<arm>.pt."""
-    return f"{sid}@{arm}.pt" if arm else f"{sid}.pt"
 
 
 def _state_from(path: str | None):

@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import DseError
 from ..io import FolderLock, make_folder, open_nofollow, os_error, write_atomic
 from . import imagefolder
+from .stats import stats
 
 FORMAT, VERSION = "dse-cache", 1
 META, STATE = "meta.json", "state.json"
@@ -338,11 +339,9 @@ def _raise_interrupt(signum, frame):
 def _finish(out: Path, plan: dict) -> dict:
     """Every chunk is done: the training images' mean and std, each file's sha256, meta.json (atomically), then the
     resume files go."""
-    from .core import stats
-
     res, counts = plan["res"], plan["counts"]
     x = mapped(out / files("train")[0], np.uint8, (counts["train"], CHANNELS, res, res))
-    mean, std = stats(x, chunk=stat_chunk(x))
+    mean, std = stats(x)  # a part at a time (dse.data.stats)
     meta = {"format": FORMAT, "version": VERSION, "source": plan["source"], "res": res, "channels": CHANNELS,
             "classes": plan["classes"], "counts": counts, "mean": [float(v) for v in mean],
             "std": [float(v) for v in std], "listing": plan["listing"],
@@ -352,11 +351,6 @@ def _finish(out: Path, plan: dict) -> dict:
         (out / files(s)[2]).unlink(missing_ok=True)
     (out / STATE).unlink(missing_ok=True)
     return meta
-
-
-def stat_chunk(x) -> int:
-    """Images per chunk of the mean/std pass over a map: about 64 MB of float64 at a time."""
-    return max(1, (64 << 20) // (8 * int(np.prod(x.shape[1:]))))
 
 
 # ---------------------------------------------------------------- read
@@ -409,8 +403,8 @@ def read(path: Path, size: int | None = None):
         if y.min() < 0 or y.max() >= classes:
             raise DseError(f"{path / lab}: labels must be in 0..{classes - 1}")
         out += [x, y]
-    stats = (torch.tensor(m["mean"], dtype=torch.float32), torch.tensor(m["std"], dtype=torch.float32))
-    return (*out, list(m["classes"]), stats)
+    mean_std = (torch.tensor(m["mean"], dtype=torch.float32), torch.tensor(m["std"], dtype=torch.float32))
+    return (*out, list(m["classes"]), mean_std)
 
 
 def verify(path: str | Path) -> list[str]:

@@ -13,6 +13,7 @@ import torch
 from ..errors import DseError
 from . import augment as A
 from .registry import entry, locate
+from .stats import stats
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -81,22 +82,6 @@ class Data:
     def __repr__(self) -> str:
         return (f"Data(name={self.name!r}, n_train={self.n_train}, n_val={self.n_val}, classes={self.classes}, "
                 f"channels={self.channels}, size={self.size}, res={self.res}, flip={self.flip}, val={self.val!r})")
-
-
-def stats(x: np.ndarray, chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images in [0, 1] units (float64 sums, chunked: by default 8192 images, or
-    256 MB of float64 for larger images, so a memory-mapped cache is read a part at a time)."""
-    c = x.shape[1]
-    chunk = chunk or max(1, min(8192, (256 << 20) // (8 * max(1, int(np.prod(x.shape[1:]))))))
-    s, s2, n = np.zeros(c), np.zeros(c), 0
-    for i in range(0, len(x), chunk):
-        part = x[i:i + chunk].astype(np.float64) / 255.0
-        s += part.sum((0, 2, 3))
-        s2 += (part ** 2).sum((0, 2, 3))
-        n += part.shape[0] * part.shape[2] * part.shape[3]
-    mean = s / max(n, 1)
-    std = np.sqrt(np.maximum(s2 / max(n, 1) - mean ** 2, 0)).clip(1e-6)
-    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
 
 
 def split(y: np.ndarray, val_frac: float, seed: int, where: str) -> tuple[np.ndarray, np.ndarray]:

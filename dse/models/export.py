@@ -21,6 +21,11 @@ def _save(path, blob: dict, force: bool) -> Path:
     return write_atomic(path, buf.getvalue(), force=force)
 
 
+def weights_name(sid: str, arm: str | None = None) -> str:
+    """The kept-weights file of a model (of an arm): <id>.pt, <id>@<arm>.pt."""
+    return f"{sid}@{arm}.pt" if arm else f"{sid}.pt"
+
+
 def save_weights(path: str | Path, rec: dict, state: dict, net: dict | None = None) -> Path:
     """A trial's final weights with the sample record that built them (replacing any earlier file); `net` holds the
     build overrides it was trained with (res, classes, dropout), so the file loads with no other argument."""
