@@ -756,9 +756,9 @@ def build_parser() -> Parser:
     s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
     s.add_argument("--resume", action="store_true", help="continue a stopped sweep in --out")
     s.add_argument("--retries", type=_ranged(int, 0, 100), help="retry a trial that raised up to N times (0..100)")
-    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder)")
+    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder, a prepared cache)")
     s.add_argument("--data", help="data set name, overriding the experiment's (digits, fashion_mnist, mnist, kmnist, "
-                   "cifar10, cifar100, imagefolder)")
+                   "cifar10, cifar100, imagefolder, cache)")
     s.add_argument("--cpus", type=_ranged(float, 0.01, 1024), help="CPUs per trial (also its torch threads)")
     s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
     s.set_defaults(fn=cmd_sweep)
@@ -768,7 +768,7 @@ def build_parser() -> Parser:
     s.add_argument("experiment", help="an experiments/*.yaml file")
     s.add_argument("--out", help="sweep folder (default runs/<name>); running again continues it")
     s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
-    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder)")
+    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder, a prepared cache)")
     s.set_defaults(fn=cmd_run)
 
     s = _cmd(sub, "search", "the best model of one space inside its band: random or TPE, ASHA, a budget",
@@ -784,7 +784,7 @@ def build_parser() -> Parser:
     s.add_argument("--out", help="folder (default runs/<name>_<searcher>_<scheduler>)")
     s.add_argument("--resume", action="store_true", help="continue a stopped search (or grow its budget)")
     s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
-    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder)")
+    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder, a prepared cache)")
     s.add_argument("--cpus", type=_ranged(float, 0.01, 1024), help="CPUs per trial (also its torch threads)")
     s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
     s.set_defaults(fn=cmd_search)
