@@ -166,11 +166,11 @@ def test_ram_stays_flat_over_a_cache_larger_than_the_allowed_memory(tmp_path):
 
 
 def test_a_sweep_trains_on_the_cache_and_an_oom_trial_fails_alone(cache, tmp_path):
-    """Three trials read the cache (1 epoch); one runs out of memory at its 2nd step (torch's OutOfMemoryError,
-    injected): its row is a one-line failure with the figures, the others finish, every row has its peak memory."""
+    """Two trials read the cache (1 epoch); one runs out of memory at its 2nd step (torch's OutOfMemoryError,
+    injected): its row is a one-line failure with the figures, the other finishes; every row has its peak memory."""
     out = cache[0]
     samples = tmp_path / "s.jsonl"
-    samples.write_text(dse.sample("anynetx_a", 3, flops=(None, 40e6), seed=4).to_jsonl())
+    samples.write_text(dse.sample("anynetx_a", 2, flops=(None, 40e6), seed=4).to_jsonl())
     ids = [json.loads(x)["id"] for x in samples.read_text().splitlines()]
     faults = tmp_path / "faults"
     faults.mkdir()
@@ -184,7 +184,7 @@ def test_a_sweep_trains_on_the_cache_and_an_oom_trial_fails_alone(cache, tmp_pat
     reason = df.loc[ids[1], "reason"]
     assert "\n" not in reason and re.match(r"out of memory: tried to allocate 2\.00 GiB; this trial's process "
                                            r"peaked at \d+\.\d\d GiB resident; lower train.batch_size", reason)
-    for i in (ids[0], ids[2]):
+    for i in ids[:1]:
         assert df.loc[i, "status"] == "ok" and 0 <= df.loc[i, "error"] <= 100
         assert df.loc[i, "data"]["name"] == "cache" and df.loc[i, "data"]["n_train"] == N_TRAIN
         assert df.loc[i, "data"]["n_val"] == N_VAL
