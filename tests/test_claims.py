@@ -180,3 +180,15 @@ def test_a_plan_of_arms_pairs_models_and_seeds():
         by[(p["arm"], p["repeat"])].append(p["sample"]["id"])
     assert by[("pad", 0)] == by[("rrc", 0)] == by[("pad", 1)] and len(by[("b0@x", 0)]) == 1
     assert trial_seed(0, recs[0]["id"], 1) != trial_seed(0, recs[0]["id"], 0)  # seeds differ by repeat, not by arm
+
+
+def test_fixres_control_is_a_paired_difference_in_differences():
+    """rrc's error changes by -1 from 16 to 20 px, pad's by +2, for every model: the control line says -3 exactly."""
+    a = fixres_table().assign(arm="rrc")
+    b = a.assign(arm="pad", test_errors=[{"16": d["16"], "20": d["16"] + 2.0, "24": d["16"] + 4.0}
+                                        for d in a["test_errors"]])
+    df = pd.concat([a.drop(columns="tuned_errors"), b.drop(columns="tuned_errors")], ignore_index=True)
+    c = fixres.control(df, "rrc", "pad")
+    assert (c["size"], c["n"], c["delta"]) == (20, 12, pytest.approx(-3.0))
+    assert fixres.lines(df)[-1] == ("rrc against pad: the change from 16 px to 20 px beats pad's change: -3.0 points "
+                                    "[-3.0, -3.0], n = 12 models, noise floor not measured")
