@@ -56,10 +56,11 @@ def compound_family(alpha: float, beta: float, gamma: float, phis=range(0, 8), b
 
 
 def compound_grid(step: float = 0.05, tol: float = 0.05, max_value: float = 2.0, phi: float = 1, *,
-                  width: float = 1.0, depth: float = 1.0, res: int = 224, dropout: float = 0.0) -> list[Sample]:
+                  width: float = 1.0, depth: float = 1.0, res: int = 224, dropout: float = 0.0,
+                  space: str = COMPOUND) -> list[Sample]:
     """EfficientNet's step 1: one scaled base per (alpha, beta, gamma) of dse.scaling.grid, at phi; in grid order,
     one Sample per point (several points can build the same network: keep the first of an id)."""
     from .scaling import grid
 
-    return [compound(a, b, c, phi, width=width, depth=depth, res=res, dropout=dropout)
+    return [compound(a, b, c, phi, width=width, depth=depth, res=res, dropout=dropout, space=space)
             for a, b, c in grid(step, tol, max_value)]

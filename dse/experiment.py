@@ -358,7 +358,8 @@ class Reward:
 @dataclass(frozen=True)
 class Grid:
     """EfficientNet's step 1: (alpha, beta, gamma) >= 1 on a `step` grid up to `max` with alpha*beta^2*gamma^2 within
-    2 * (1 +- tol), each scaling the base (width, depth multipliers, base_res) at compound coefficient phi."""
+    2 * (1 +- tol), each scaling the base (width, depth multipliers, base_res) of a compound space (`space`, by
+    default efficientnet_compound: B0) at compound coefficient phi."""
 
     step: float = 0.05
     tol: float = 0.05
@@ -367,9 +368,11 @@ class Grid:
     phi: float = 1
     width: float = 1.0
     depth: float = 1.0
+    space: str = "efficientnet_compound"
 
     def __post_init__(self):
         _check("grid", [
+            ("space", self.space, isinstance(self.space, str) and bool(self.space), "a compound space's name"),
             ("step", self.step, _num(self.step) and 0 < self.step <= 1, "a number in (0, 1]"),
             ("tol", self.tol, _num(self.tol) and 0 <= self.tol < 1, "a number in [0, 1)"),
             ("max", self.max, _num(self.max) and 1 <= self.max <= 10, "a number in [1, 10]"),

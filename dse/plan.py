@@ -102,7 +102,7 @@ def grid_plan(exp: Experiment) -> list[dict]:
 
     g = exp.grid
     return [s.to_dict() for s in compound_grid(g.step, g.tol, g.max, g.phi, width=g.width, depth=g.depth,
-                                               res=g.base_res, dropout=0.0)]
+                                               res=g.base_res, dropout=0.0, space=g.space)]
 
 
 def trial_seed(seed: int, sid: str, repeat: int = 0) -> int:

@@ -67,9 +67,18 @@ def test_arms_of_different_networks_are_unpaired_within_their_group():
              "error": float(rng.normal(m, 0.5))}
             for arm, m in (("width@2x", 20), ("compound@2x", 18), ("width@4x", 17), ("compound@4x", 15))
             for k in range(10)]
-    cmp = compare(pd.DataFrame(rows))
+    df = pd.DataFrame(rows)
+    cmp = compare(df)
     assert [(r.a, r.b) for r in cmp.itertuples()] == [("width@2x", "compound@2x"), ("width@4x", "compound@4x")]
-    assert not cmp["paired"].any() and (cmp["n_a"] == 10).all()
+    assert not cmp["paired"].any() and (cmp["n_a"] == 10).all() and (cmp["interval"] == "welch t").all()
+    from scipy.stats import ttest_ind
+    a, b = (df[df.arm == x].error.to_numpy() for x in ("width@2x", "compound@2x"))
+    want = ttest_ind(a, b, equal_var=False).confidence_interval(0.95)  # scipy's Welch interval
+    assert (cmp["ci_low"][0], cmp["ci_high"][0]) == pytest.approx((want.low, want.high))
+    assert cmp["verdict"][0].startswith("compound@2x is better than width@2x") and "10/10 seeds (Welch t)" in \
+        cmp["verdict"][0]
+    few = compare(df.groupby("arm").head(4))  # 4 seeds: below MIN_SEEDS (5)
+    assert "too small for conclusions (fewer than 5 seeds per arm)" in few["verdict"][0]
     assert arm_pairs(["fixed", "progressive", "progressive_fixed_reg"]) == [
         ("fixed", "progressive"), ("fixed", "progressive_fixed_reg"), ("progressive", "progressive_fixed_reg")]
 
@@ -171,3 +180,15 @@ def test_a_plan_of_arms_pairs_models_and_seeds():
         by[(p["arm"], p["repeat"])].append(p["sample"]["id"])
     assert by[("pad", 0)] == by[("rrc", 0)] == by[("pad", 1)] and len(by[("b0@x", 0)]) == 1
     assert trial_seed(0, recs[0]["id"], 1) != trial_seed(0, recs[0]["id"], 0)  # seeds differ by repeat, not by arm
+
+
+def test_fixres_control_is_a_paired_difference_in_differences():
+    """rrc's error changes by -1 from 16 to 20 px, pad's by +2, for every model: the control line says -3 exactly."""
+    a = fixres_table().assign(arm="rrc")
+    b = a.assign(arm="pad", test_errors=[{"16": d["16"], "20": d["16"] + 2.0, "24": d["16"] + 4.0}
+                                        for d in a["test_errors"]])
+    df = pd.concat([a.drop(columns="tuned_errors"), b.drop(columns="tuned_errors")], ignore_index=True)
+    c = fixres.control(df, "rrc", "pad")
+    assert (c["size"], c["n"], c["delta"]) == (20, 12, pytest.approx(-3.0))
+    assert fixres.lines(df)[-1] == ("rrc against pad: the change from 16 px to 20 px beats pad's change: -3.0 points "
+                                    "[-3.0, -3.0], n = 12 models, noise floor not measured")

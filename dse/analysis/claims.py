@@ -32,6 +32,7 @@ def lines(df: pd.DataFrame, noise: float = math.nan) -> list[str]:
     return out
 
 
+
 def figures(df: pd.DataFrame) -> list[tuple[str, callable]]:
     """(title, make) of each claim figure the table supports."""
     out = []

@@ -31,8 +31,11 @@ Arms (a table with an `arm` column, from an experiment's `arms:`) are compared b
 arms only with arms of group g): each arm's units are its finished trials, every seed included. When two arms trained
 the same models with the same seeds (training variants of one population), they are compared paired: n is the number
 of shared (model, seed) units, delta_mean the mean of the per-unit differences, its interval the percentile bootstrap
-of that mean (units resampled, paired_ci); otherwise (each arm its own network, its seeds its units) unpaired, as
-above. The noise floor of an arms experiment is the median seed std of its (arm, model) groups.
+of that mean (units resampled, paired_ci). Arms of one network each (compound against single-dimension scaling:
+its seeds are its units) are compared by Welch's t interval (welch_ci), which keeps its coverage at a few seeds when
+the seed noise is roughly normal, where the percentile bootstrap does not; such a verdict needs MIN_SEEDS seeds per
+arm, not MIN_N. Other unpaired arms: the bootstrap above. The noise floor of an arms experiment is the median seed
+std of its (arm, model) groups.
 
 Comparing runs (by="run") compares protocols as much as designs: when two runs' recipe, data or band differ (the
 rows' context columns, key by key), the row's `differ` names those keys (recipe.lr, data.res, band.flops) and the
@@ -52,13 +55,14 @@ from dse.analysis.table import ascending, by_run_and_space, finished
 from dse.errors import DseError
 
 MIN_N = 10
+MIN_SEEDS = 5  # seeds per arm for a verdict between two single networks (Welch's t interval)
 KS_ALPHA = 0.05  # a "no difference in the mean" line names EDFs that differ at this KS level
 SHIFT = 2.0  # points: the shift the power line speaks of, for percentage metrics
 QUANTILES = (0.1, 0.25, 0.5)
 CONTEXT = ("recipe", "data", "band")  # what must agree for two runs to be compared
 COLUMNS = ["a", "b", "n_a", "n_b", "delta_mean", "ci_low", "ci_high", "d_q10", "d_q25", "d_q50", "ks", "ks_p",
            "verdict"]
-ARM_COLUMNS = COLUMNS[:-1] + ["paired", "verdict"]
+ARM_COLUMNS = COLUMNS[:-1] + ["paired", "interval", "verdict"]
 
 
 def bootstrap_ci(a, b, n_boot: int = 2000, ci: float = 0.95, seed=0) -> tuple[float, float]:
@@ -84,6 +88,24 @@ def paired_ci(d, n_boot: int = 2000, ci: float = 0.95, seed=0) -> tuple[float, f
     m = d[rng.integers(0, d.size, (n_boot, d.size))].mean(axis=1)
     lo, hi = np.quantile(m, [(1 - ci) / 2, (1 + ci) / 2])
     return float(lo), float(hi)
+
+
+def welch_ci(a, b, ci: float = 0.95) -> tuple[float, float]:
+    """Welch's t interval of mean(a) - mean(b) (unequal variances, Satterthwaite's degrees of freedom); NaN below 2
+    values a side."""
+    from scipy.stats import t as student
+
+    a, b = (np.asarray(x, dtype=float) for x in (a, b))
+    if a.size < 2 or b.size < 2:
+        return math.nan, math.nan
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    d = float(a.mean() - b.mean())
+    if se == 0:
+        return d, d
+    dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    h = float(student.ppf((1 + ci) / 2, dof)) * se
+    return d - h, d + h
 
 
 def n_needed(sd: float, shift: float, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -133,7 +155,7 @@ def verdict(a: str, b: str, n_a: int, n_b: int, delta: float, lo: float, hi: flo
     """The plain line of one comparison by the rule of the module doc (delta = a - b, [lo, hi] its interval;
     dq: a - b at the EDF quantiles q25 and q50; n_obs: the n per side that would detect |delta| itself)."""
     u, f = units(metric), (lambda x: _num(x, metric))
-    each = "pairs" if per == "pair" else f"per {per}"  # paired comparisons count pairs
+    each = {"pair": "pairs", "seed": "seeds per arm"}.get(per, f"per {per}")  # paired comparisons count pairs
     shift_txt = f"a {shift:g}-point shift" if u else f"a shift of {shift:.3g} (half a pooled std)"
     power = (f"about {int(n_req)} {each} would detect {shift_txt}" if np.isfinite(n_req)
              else f"the spread is unknown (every error is equal, or too few), so the n that would detect "
@@ -147,7 +169,7 @@ def verdict(a: str, b: str, n_a: int, n_b: int, delta: float, lo: float, hi: flo
     win, lose, nw, nl = (a, b, n_a, n_b) if a_better else (b, a, n_b, n_a)
     dw, lw, hw = (delta, lo, hi) if a_better else (-delta, -hi, -lo)
     if min(n_a, n_b) < min_n:
-        small = f"too small for conclusions (fewer than {min_n} {each.removeprefix('per ') if per == 'pair' else each})"
+        small = f"too small for conclusions (fewer than {min_n} {each})"
         if not excludes:
             return (f"{a} vs {b}: no difference detected at n = {n_a}/{n_b}, {small}: mean {f(delta)}{u} "
                     f"[{f(lo)}, {f(hi)}], KS p = {_p(ks_p)}; {power}")
@@ -202,6 +224,7 @@ def compare_arms(df: pd.DataFrame, metric: str = "error", *, pairs=None, n_boot:
     (model, seed) units (see the module doc)."""
     u = arm_units(df, metric)
     floor = measure_noise(df, metric).noise if noise is None else float(noise)
+    single = {a for a, v in u.items() if v.index.get_level_values("id").nunique() == 1}  # one network, its seeds
     rows = []
     for i, (a, b) in enumerate(pairs if pairs is not None else arm_pairs(u)):
         if a not in u or b not in u:
@@ -210,11 +233,15 @@ def compare_arms(df: pd.DataFrame, metric: str = "error", *, pairs=None, n_boot:
         x, y = u[a], u[b]
         shared = x.index.intersection(y.index)
         paired = len(shared) >= 2
+        welch = not paired and a in single and b in single
         if paired:
             x, y = x.loc[shared], y.loc[shared]
             diff = x.to_numpy() - y.to_numpy()
             lo, hi = paired_ci(diff, n_boot, ci, seed=[seed, i])
             sd = float(np.std(diff, ddof=1)) / math.sqrt(2) if diff.size > 1 else math.nan
+        elif welch:
+            lo, hi = welch_ci(x.to_numpy(), y.to_numpy(), ci)
+            sd = pooled_std(x.to_numpy(), y.to_numpy())
         else:
             lo, hi = bootstrap_ci(x.to_numpy(), y.to_numpy(), n_boot, ci, seed=[seed, i])
             sd = pooled_std(x.to_numpy(), y.to_numpy())
@@ -224,11 +251,16 @@ def compare_arms(df: pd.DataFrame, metric: str = "error", *, pairs=None, n_boot:
         stat, p = ks(xa, ya)
         sh = shift if shift is not None else (SHIFT if units(metric) else 0.5 * sd)
         line = verdict(a, b, xa.size, ya.size, d, lo, hi, p, metric=metric, floor=floor, n_req=n_needed(sd, sh),
-                       shift=sh, min_n=min_n, per="pair" if paired else "arm",
+                       shift=sh, min_n=min(min_n, MIN_SEEDS) if welch else min_n,
+                       per="pair" if paired else "seed" if welch else "arm",
                        dq=tuple(float(v) for v in (qa - qb)[1:3]), n_obs=n_needed(sd, abs(d)))
         if paired:
             line = line.replace(f"n = {xa.size}/{ya.size}", f"n = {xa.size} paired")
-        rows.append([a, b, int(xa.size), int(ya.size), d, lo, hi, *map(float, qa - qb), stat, p, paired, line])
+        elif welch:
+            line = line.replace(f"n = {xa.size}/{ya.size}", f"n = {xa.size}/{ya.size} seeds (Welch t)")
+        method = "paired bootstrap" if paired else "welch t" if welch else "bootstrap"
+        rows.append([a, b, int(xa.size), int(ya.size), d, lo, hi, *map(float, qa - qb), stat, p, paired, method,
+                     line])
     return pd.DataFrame(rows, columns=ARM_COLUMNS)
 
 
@@ -302,8 +334,13 @@ def compare(df: pd.DataFrame, by: str | None = None, metric: str = "error", *, n
 
 
 def too_small(cmp: pd.DataFrame, min_n: int = MIN_N) -> bool:
-    """True when any comparison has fewer than min_n models on a side (its verdict says: too small for conclusions)."""
-    return bool(len(cmp)) and bool((cmp[["n_a", "n_b"]].min(axis=1) < min_n).any())
+    """True when any comparison has fewer than min_n models on a side (MIN_SEEDS seeds for a Welch comparison of two
+    single networks): its verdict says "too small for conclusions"."""
+    if not len(cmp):
+        return False
+    need = np.where(cmp["interval"] == "welch t", min(min_n, MIN_SEEDS), min_n) if "interval" in cmp.columns \
+        else min_n
+    return bool((cmp[["n_a", "n_b"]].min(axis=1).to_numpy() < need).any())
 
 
 def format_verdicts(cmp: pd.DataFrame, nz: Noise, *, by: str | None = "space", min_n: int = MIN_N) -> list[str]:
@@ -314,7 +351,9 @@ def format_verdicts(cmp: pd.DataFrame, nz: Noise, *, by: str | None = "space", m
     if too_small(cmp, min_n):
         n = int(cmp[["n_a", "n_b"]].to_numpy().min())
         what = "units" if by == "arm" else "models"
-        out.append(f"TOO SMALL FOR CONCLUSIONS: {n} {what} on a side, the verdicts need at least {min_n} per side")
+        welch = "interval" in cmp.columns and (cmp["interval"] == "welch t").all()
+        need = f"{min(min_n, MIN_SEEDS)} seeds per arm" if welch else f"{min_n} per side"
+        out.append(f"TOO SMALL FOR CONCLUSIONS: {n} {what} on a side, the verdicts need at least {need}")
     return out + list(cmp["verdict"])
 
 

@@ -43,12 +43,18 @@ def train_size(t: pd.DataFrame) -> int:
     return int(v[0])
 
 
-def _delta(x: pd.Series, base: pd.Series, size: int, seed) -> dict:
-    ok = x.notna() & base.notna()
-    d = (x[ok] - base[ok]).to_numpy(dtype=float)
+def _stats(d: pd.Series, size: int, seed, mean_error: float = math.nan) -> dict:
+    """{size, n, mean_error, delta, ci_low, ci_high} of paired differences d (NaNs left out)."""
+    d = d.dropna().to_numpy(dtype=float)
     lo, hi = paired_ci(d, seed=seed) if d.size else (math.nan, math.nan)
-    return {"size": int(size), "n": int(d.size), "mean_error": float(x[ok].mean()) if d.size else math.nan,
+    return {"size": int(size), "n": int(d.size), "mean_error": mean_error,
             "delta": float(d.mean()) if d.size else math.nan, "ci_low": lo, "ci_high": hi}
+
+
+def _delta(x: pd.Series, base: pd.Series, size: int, seed) -> dict:
+    """Paired x - base over the models that have both."""
+    ok = x.notna() & base.notna()
+    return _stats(x[ok] - base[ok], size, seed, float(x[ok].mean()) if ok.any() else math.nan)
 
 
 def summary(df: pd.DataFrame, arm: str | None = None, seed: int = 0) -> dict:
@@ -76,6 +82,30 @@ def summary(df: pd.DataFrame, arm: str | None = None, seed: int = 0) -> dict:
     return out
 
 
+def _by_model(df: pd.DataFrame, arm: str | None) -> tuple[int, pd.DataFrame]:
+    """(training size, per-model frame of test_errors by size) of one arm's finished primary rows."""
+    t = finished(df)
+    t = t[t["arm"].astype(str) == arm] if arm is not None else t
+    t = t[t["test_errors"].map(lambda d: isinstance(d, dict) and len(d) > 0)]
+    return train_size(t), _sizes(t["test_errors"]).set_axis(t["id"].astype(str).to_numpy())
+
+
+def control(df: pd.DataFrame, arm: str, other: str, seed: int = 0) -> dict | None:
+    """FixRes's control: at arm's best test size s, the paired difference in differences over the models both arms
+    trained, (arm's error at s - at r) - (other's error at s - at r): negative when training as `arm` makes a larger
+    test size help more (or hurt less). None when the arms share no model or size."""
+    ra, a = _by_model(df, arm)
+    rb, b = _by_model(df, other)
+    ids = a.index.intersection(b.index)
+    sizes = [c for c in a.columns if c in b.columns and c != ra]
+    if ra != rb or not len(ids) or not sizes or ra not in a.columns or ra not in b.columns:
+        return None
+    a, b = a.loc[ids], b.loc[ids]
+    best = min(sizes, key=lambda c: (a[c] - a[ra]).mean())
+    out = _stats((a[best] - a[ra]) - (b[best] - b[ra]), best, [seed, best, 2])
+    return {**out, "arm": arm, "other": other, "train_size": ra}
+
+
 def _fmt(d: dict) -> str:
     return f"{d['delta']:+.1f} points [{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]"
 
@@ -101,6 +131,12 @@ def lines(df: pd.DataFrame, noise: float = math.nan, min_n: int = MIN_N, seed: i
             k = len(s["sizes"])
             out.append(who + _line(ft, r, "fine-tuning the classifier and BN at", f"{ft['size']} px (the best of {k})",
                                    floor, min_n, against=f"testing at {r} px without it"))
+    arms = arms_of(df)
+    for other in arms[1:]:  # the first arm against each control (e.g. rrc against pad)
+        c = control(df, arms[0], other, seed)
+        if c is not None:
+            out.append(_line(c, c["train_size"], f"{arms[0]} against {other}: the change from {c['train_size']} px to",
+                             f"{c['size']} px", floor, min_n, against=f"{other}'s change"))
     return out
 
 

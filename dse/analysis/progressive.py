@@ -1,6 +1,6 @@
 """Progressive learning's speed claim read from a table of arms (EfficientNetV2, Sec. 4.2): how long does an arm
-that trains with a schedule (rows with `schedule`) take to reach the error the fixed-size arm ends with, and how long
-does it train in all? Paired by model and seed: per unit, time ratio = the arm's time / the fixed arm's total time
+whose image size grows (rows whose `schedule` changes `res`) take to reach the error the fixed-size arm (the first
+arm whose size does not change) ends with, and how long does it train in all? Paired by model and seed: per unit, time ratio = the arm's time / the fixed arm's total time
 (each from the rows' per-epoch `epoch_times`, validation included); the lines give the median ratio with a
 percentile bootstrap interval of the median over units, and how many units reached the fixed error at all."""
 from __future__ import annotations
@@ -21,6 +21,11 @@ def _key(t: pd.DataFrame) -> pd.Index:
 
 def _has_schedule(v) -> bool:
     return isinstance(v, list) and len(v) > 0
+
+
+def _grows(v) -> bool:
+    """A schedule whose image size changes over training."""
+    return _has_schedule(v) and len({e.get("res") for e in v if isinstance(e, dict)}) > 1
 
 
 def median_ci(x, n_boot: int = 2000, seed=0) -> tuple[float, float, float]:
@@ -54,10 +59,10 @@ def times(df: pd.DataFrame, arm: str, ref: str) -> pd.DataFrame:
 
 
 def lines(df: pd.DataFrame, min_n: int = MIN_N, seed: int = 0) -> list[str]:
-    """One line per scheduled arm against the first arm without a schedule (the fixed-size arm)."""
+    """One line per arm whose image size grows, against the first arm whose size does not (the fixed-size arm)."""
     t = df[df["arm"].notna()]
     arms = list(dict.fromkeys(t["arm"].astype(str)))
-    sched = {a for a in arms if t[t["arm"].astype(str) == a]["schedule"].map(_has_schedule).any()}
+    sched = {a for a in arms if t[t["arm"].astype(str) == a]["schedule"].map(_grows).any()}
     fixed = [a for a in arms if a not in sched]
     if not sched or not fixed:
         return []
