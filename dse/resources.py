@@ -186,11 +186,12 @@ def check_device(device: str) -> str | None:
 
 
 def is_oom(e: BaseException) -> bool:
-    """An out-of-memory error: torch's (CUDA's or the CPU allocator's) or Python's MemoryError."""
+    """An out-of-memory error: torch's OutOfMemoryError (CUDA's), the CPU allocator's RuntimeError ("can't allocate
+    memory") or Python's MemoryError."""
     import torch
 
     oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    return isinstance(e, (oom, MemoryError))
+    return isinstance(e, (oom, MemoryError)) or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
 
 
 def oom_reason(e: BaseException, peak: int | None, kind: str, share: int | None = None, total: int | None = None,

@@ -79,6 +79,9 @@ def test_out_of_memory_lines():
     e = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
                                "139.81 GiB of which 1.25 GiB is free.\nIncluding non-PyTorch memory ...")
     assert is_oom(e) and is_oom(MemoryError()) and not is_oom(RuntimeError("x"))
+    cpu = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                       "tried to allocate 12582912 bytes. Error code 12 (Cannot allocate memory)")  # torch 2.13's text
+    assert is_oom(cpu)
     line = oom_reason(e, 33 * GiB, "cuda", memory_share(0.25, H200), H200, 0.25)
     assert line == ("out of device memory: tried to allocate 2.00 GiB; this trial's peak was 33.00 GiB allocated; "
                     "its share is 34.45 GiB (trial.gpus 0.25 of a 139.81 GiB GPU, less 0.5 GiB for its CUDA "
