@@ -82,10 +82,10 @@ class Live:
             append_line(self.path, json.dumps(rec, sort_keys=True) + "\n")
             if self.writer_cls is not None:
                 self._tb(rec)
-        except OSError as e:
+        except (OSError, DseError) as e:  # a link in its place, a full disk: the curves stop, the sweep does not
             self.ok = False
             log.warning("%s: live curves stopped (%s); the results table is not affected", self.path,
-                        e.strerror or e)
+                        getattr(e, "strerror", None) or e)
 
     def _tb(self, rec: dict) -> None:
         w = self.writers.get(rec["key"])
