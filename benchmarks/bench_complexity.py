@@ -9,7 +9,7 @@ import time
 import torch
 
 import dse
-from dse.complexity import _step_cx, complexity, count
+from dse.models.complexity import _step_cx, complexity, count
 
 SPACES = ["anynetx_a", "anynetx_b", "anynetx_c", "anynetx_d", "anynetx_e", "regnetx", "regnety", "regnetx_pycls"]
 

@@ -26,7 +26,7 @@ def clock(cmd: list[str]) -> float:
 
 def main(exp: str = "experiments/quick.yaml") -> None:
     cpus = os.cpu_count() or 1
-    imports = clock([sys.executable, "-c", "import dse.sweep, torch, ray.tune"])
+    imports = clock([sys.executable, "-c", "import dse.run.sweep, torch, ray.tune"])
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "run"
         wall = clock([sys.executable, "-m", "dse", "sweep", exp, "--out", str(out)])
@@ -38,7 +38,7 @@ def main(exp: str = "experiments/quick.yaml") -> None:
     print(f"wall of `python -m dse sweep` (fresh process): {wall:.1f} s")
     print(f"sum of trial wall times: {trials:.1f} s; ideal wall (sum / CPUs): {ideal:.1f} s")
     print(f"ratio wall / ideal: {wall / ideal:.2f} (parallel efficiency {ideal / wall:.0%}); "
-          f"beyond ideal: {wall - ideal:.1f} s, of which {imports:.1f} s is a fresh `import dse.sweep, torch, ray.tune`")
+          f"beyond ideal: {wall - ideal:.1f} s, of which {imports:.1f} s is a fresh `import dse.run.sweep, torch, ray.tune`")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pandas as pd
 
 from dse.analysis.fit import fit, fit_many, fit_results
 from dse.analysis.refine import refine
-from dse.regnet import quantized_widths, quantized_widths_many, regnet_stages
+from dse.space.regnet import quantized_widths, quantized_widths_many, regnet_stages
 
 
 def random_regnets(n, seed=0):

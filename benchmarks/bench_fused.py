@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 import dse
-from dse.complexity import complexity
-from dse.units import fmt
+from dse.models.complexity import complexity
+from dse.space.units import fmt
 
 
 def variant(block: str, res: int):

@@ -183,7 +183,7 @@ def main(argv=None) -> None:
         size["epochs"] = a.epochs
     pack = [int(x) for x in (a.pack or ("2" if a.cpu else "4,8")).split(",") if x]
     backend = a.backend or ("eager" if a.cpu else "inductor")
-    band = dse.units.parse_band(a.flops or size.pop("flops", "360-400M"), "--flops")
+    band = dse.space.units.parse_band(a.flops or size.pop("flops", "360-400M"), "--flops")
     size.pop("flops", None)
     torch.set_num_threads(a.threads)
     t_start = time.perf_counter()
@@ -198,7 +198,7 @@ def main(argv=None) -> None:
     cfgs = samples(max(pack + [1]), band, a.seed)
     cfg = cfgs[0]
     macs = dse.complexity(cfg.net.replace(res=size["res"], classes=10, in_ch=3)).flops
-    print(f"{name}; {cfg.id} (regnetx, {dse.units.fmt(dse.complexity(cfg.net).flops)} flops at 224 px, "
+    print(f"{name}; {cfg.id} (regnetx, {dse.space.units.fmt(dse.complexity(cfg.net).flops)} flops at 224 px, "
           f"{macs / 1e6:.1f}M at {size['res']} px); {size['n_train']} + {size['n_val']} synthetic images, batch "
           f"{size['batch']}, {size['epochs']} epoch(s) per path; peak: "
           + (f"{peak / 1e12:.1f} TFLOP/s, {peak_what}" if peak else "unknown (pass --peak-tflops)"))

@@ -16,7 +16,7 @@ import torch
 import dse
 from dse.data import load_data
 from dse.models import build
-from dse.progressive import Progressive
+from dse.train.progressive import Progressive
 from dse.train import Recipe, train
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import dse
-from dse.experiment import parse
+from dse.run.experiment import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def main() -> None:
                              "best": float(ok["error"].min()) if len(ok) else np.nan, "epochs_to_target": e,
                              "seconds_to_target": sec, "trials_to_target": k})
     t = pd.DataFrame(rows)
-    from dse.units import fmt_band
+    from dse.space.units import fmt_band
     print(f"{a.space} in {', '.join(f'{m} {fmt_band(b)}' for m, b in band.items())} on digits, recipe {recipe}")
     k = int((errs <= target).sum())
     print(f"full sweep: {len(full)} models, errors min {errs.min():.2f} q05 {target:.2f} median "

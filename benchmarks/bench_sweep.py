@@ -14,7 +14,7 @@ import time
 import yaml
 
 import dse
-from dse.sweep import ray_start
+from dse.run.sweep import ray_start
 
 
 def noop(config):

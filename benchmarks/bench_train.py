@@ -20,9 +20,9 @@ import torch.nn.functional as F
 
 import dse
 from dse.data import load_data, resize
-from dse.experiment import Augment
+from dse.run.experiment import Augment
 from dse.train import CL, Recipe, lr_at, steps_per_epoch, train
-from dse.units import fmt
+from dse.space.units import fmt
 
 SETTINGS = [  # (data, n_train, flops band at 224 px, res, batch_size, epochs)
     ("digits", None, (None, 40e6), 8, 256, 4),  # the tests' tiny networks: little compute per image

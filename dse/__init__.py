@@ -1,17 +1,16 @@
 """dse: design-space exploration for convolutional networks (AnyNet, RegNet, EfficientNet)."""
-from .api import describe
-from .complexity import Cx, complexity, count
-from .config import Config, Net, Stage
 from .errors import DseError
-from .space import Sample, Samples, Space, load, sample
-from .spec import list_spaces
-from .models.zoo import list_models
-from . import experiment, plan, status  # modules: dse.experiment.load, dse.plan.plan, dse.status.status
+from .models.complexity import Cx, complexity, count
+from .models.config import Config, Net, Stage
+from .space.sampler import Sample, Samples, Space, load, sample
+from .space.scaled import describe
+from .space.spec import list_spaces
+from .space.zoo import list_models
 from .results import load_results
-from .curves import load_curves
-from .sweep import sweep
-from .pipeline import run
-from . import search  # the module: dse.search.search(exp, out) (imports Ray and Optuna only when called)
+from .run import experiment, plan, search, status  # modules: dse.experiment.load, dse.plan.plan, dse.search.search
+from .run.curves import load_curves
+from .run.sweep import sweep
+from . import run  # the package, callable: dse.run(exp, out) is dse.run.pipeline.run
 
 __version__ = "0.3.0"
 
@@ -19,7 +18,7 @@ __version__ = "0.3.0"
 def build(net, **override):
     """A torch.nn.Module for a Config, a Net or a model name such as 'regnetx_400mf' (imports torch on first use)."""
     from .models.builder import build as _build
-    from .models.zoo import config
+    from .space.zoo import config
 
     return _build(config(net) if isinstance(net, str) else net, **override)
 
@@ -28,7 +27,7 @@ def create_model(name: str, num_classes: int = 1000, checkpoint=None, pretrained
     """A torch module for a model name (dse.list_models()) or a sweep sample 'RUN:ID', with `num_classes` outputs;
     `checkpoint` loads weights strictly (a pycls model-zoo file, a dse file or a plain state dict). dse ships no
     weights: pretrained=True is an error that says how to load a pycls checkpoint."""
-    from .models.zoo import create_model as _create
+    from .space.zoo import create_model as _create
 
     return _create(name, num_classes, checkpoint, pretrained=pretrained, **kw)
 

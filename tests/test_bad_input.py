@@ -158,7 +158,7 @@ def test_numbers_yaml_reads_as_text_are_numbers():
 
 
 def test_experiment_roundtrip_and_no_torch():
-    code = ("import sys, dse.experiment as E; e = E.load('experiments/quick.yaml'); "
+    code = ("import sys, dse.run.experiment as E; e = E.load('experiments/quick.yaml'); "
             "assert E.parse(e.to_dict()) == e; print('torch' in sys.modules)")
     r = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=os.path.dirname(os.path.dirname(__file__)))

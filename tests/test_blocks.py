@@ -5,8 +5,8 @@ import torch
 
 import dse
 from dse.cli import stage_table
-from dse.complexity import complexity, count
-from dse.config import Net, Stage
+from dse.models.complexity import complexity, count
+from dse.models.config import Net, Stage
 from dse.errors import DseError
 from dse.models.blocks import ACTS, BLOCKS, Block
 from dse.models.cx import add, conv_bn_cx

@@ -13,7 +13,7 @@ import torch
 from dse.analysis import fixres, progressive
 from dse.analysis.compare import arm_pairs, compare, paired_ci, verdict_lines
 from dse.errors import DseError
-from dse.experiment import load, parse
+from dse.run.experiment import load, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,7 +133,7 @@ def test_progressive_time_to_the_fixed_error():
 def test_finetune_changes_only_the_classifier_and_the_named_bn_statistics():
     import dse
     from dse.data import load_data
-    from dse.fixres import finetune
+    from dse.train.fixres import finetune
 
     d = load_data("digits", res=8)
     s = dse.sample("anynetx_a", 1, flops=(None, 40e6), seed=0, workers=1)[0]
@@ -164,7 +164,7 @@ def test_arms_parse_and_refuse():
 
 
 def test_a_plan_of_arms_pairs_models_and_seeds():
-    from dse.plan import plan, points, trial_seed
+    from dse.run.plan import plan, points, trial_seed
     from dse.results import trial_key
 
     e = parse({"name": "x", "spaces": ["anynetx_a"], "n": 3, "flops": "-40M", "seeds": 2, "arms": [

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 import dse
-from dse.complexity import complexity, count
-from dse.config import Net, Stage
-from dse.regnet import regnet_stages
+from dse.models.complexity import complexity, count
+from dse.models.config import Net, Stage
+from dse.space.regnet import regnet_stages
 
 SPACES = ["anynetx_a", "anynetx_b", "anynetx_c", "anynetx_d", "anynetx_e", "regnetx", "regnety", "regnetx_pycls"]
 
@@ -40,7 +40,7 @@ def test_efficientnet_b0_counts_match_published(ref):
 
 def test_conv_counts_by_hand():
     # 3x3 conv 3->32, stride 2 on 224x224: out 112x112; 3*3*3*32*112*112 multiply-adds, 864 weights
-    from dse.complexity import conv_cx
+    from dse.models.complexity import conv_cx
     assert conv_cx(224, 224, 3, 32, 3, 2) == (112, 112, 10838016, 864, 401408)
     # bias adds one per output element; odd sizes round up like a padded conv
     assert conv_cx(7, 7, 4, 4, 1, 2, bias=True) == (4, 4, 4 * 4 * 16 + 4 * 16, 20, 64)

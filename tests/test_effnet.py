@@ -6,9 +6,9 @@ import torch
 import yaml
 
 import dse
-from dse.complexity import complexity, count
+from dse.models.complexity import complexity, count
 from dse.errors import DseError
-from dse.scaling import compound, grid, round_filters, round_repeats
+from dse.space.scaling import compound, grid, round_filters, round_repeats
 
 # published parameter counts (torchvision's model tables; B0 also in ../shared/reference)
 B_PARAMS = {"b0": 5288548, "b1": 7794184, "b2": 9109994, "b3": 12233232, "b4": 19341616, "b5": 30389784,
@@ -175,7 +175,7 @@ def test_preset_with_overrides_keeps_the_presets_backbone():
 def test_one_route_from_alpha_beta_gamma_phi():
     # before: `scale apply` built phi = 3 in the efficientnet space (id f3e170739a60), describe and the grid in the
     # compound space (14e03716abd7), and the compound record said res 224 for a 341 px net
-    from dse.api import compound, compound_family, compound_grid
+    from dse.space.scaled import compound, compound_family, compound_grid
     described = dse.describe("efficientnet_compound", phi=3)
     applied = compound_family(1.2, 1.1, 1.15, [3])
     gridded = [s for s in compound_grid(0.05, 0.05, 1.25, 3, dropout=0.2)

@@ -6,7 +6,7 @@ import pytest
 
 import dse
 from dse.errors import DseError
-from dse.expr import parse
+from dse.space.expr import parse
 
 NAMES = {"d", "w", "b", "g", "w0", "wm"}
 
@@ -99,7 +99,7 @@ def test_an_unsatisfiable_expression_ends_in_the_gave_up_message(tmp_path, run_c
 
 
 def test_tpe_proposals_that_break_an_expression_are_refused(tmp_path):
-    from dse.search import judge
+    from dse.run.search import judge
 
     sp = dse.load(str(space_file(tmp_path, "w[3] >= 2 * w[0]")))
     point = {**{f"d{i}": 1 for i in range(1, 5)}, **{f"b{i}": 1 for i in range(1, 5)},

@@ -8,7 +8,7 @@ import pytest
 
 from dse.analysis.fit import Fit, e_fit, fit, fit_many
 from dse.errors import DseError
-from dse.regnet import quantized_widths, quantized_widths_many, regnet_stages, stages_from_widths
+from dse.space.regnet import quantized_widths, quantized_widths_many, regnet_stages, stages_from_widths
 
 # pycls model zoo: name -> (d, w0, wa, wm, g); every zoo RegNet has bottleneck ratio b = 1
 ZOO = {

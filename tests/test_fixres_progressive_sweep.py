@@ -9,7 +9,7 @@ import yaml
 
 import dse
 from dse.errors import DseError
-from dse.fixres import check_sizes
+from dse.train.fixres import check_sizes
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import yaml
 import dse
 from dse.errors import DseError
 from dse.results import read_rows
-from dse.sweep import Counts, Driver, prepare
+from dse.run.sweep import Counts, Driver, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = {"name": "h", "spaces": ["anynetx_a"], "n": 2, "flops": "-40M", "seed": 0,

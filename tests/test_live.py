@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import dse
-from dse.curves import Live
+from dse.run.curves import Live
 
 
 def events(path):

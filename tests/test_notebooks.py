@@ -32,7 +32,7 @@ def test_notebook_executes(name, monkeypatch):
 def test_shipped_results_match_the_experiment_they_claim():
     """notebooks/data/main_results.jsonl says it is a run of experiments/main.yaml with this dse: check every row."""
     import dse
-    from dse.experiment import load
+    from dse.run.experiment import load
     from dse.results import read_rows
 
     exp = load(NB.parent / "experiments" / "main.yaml")

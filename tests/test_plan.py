@@ -2,8 +2,8 @@
 import yaml
 
 import dse
-from dse.plan import key, noise_models, trial_seed
-from dse.sweep import prepare
+from dse.run.plan import key, noise_models, trial_seed
+from dse.run.sweep import prepare
 
 
 def exp(**kw):
@@ -17,7 +17,7 @@ def test_growing_n_keeps_every_space_s_first_samples(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     _, recs = prepare(old, out, resume=False)
-    (out / "plan.jsonl").write_text("".join(dse.config.canonical(r) + "\n" for r in recs))
+    (out / "plan.jsonl").write_text("".join(dse.models.config.canonical(r) + "\n" for r in recs))
     (out / "experiment.yaml").write_text(yaml.safe_dump(old.to_dict()))
     grown, plan = prepare(exp(n=3), out, resume=True)
     assert grown.n == 3 and plan[:4] == recs  # the saved plan is the prefix

@@ -178,7 +178,7 @@ def test_status_and_report_medians_agree(tmp_path):
     import numpy as np
 
     from dse.analysis.edf import summary
-    from dse.status import status
+    from dse.run.status import status
 
     df = big(n=6)
     d = tmp_path / "run"

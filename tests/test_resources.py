@@ -6,8 +6,8 @@ import torch
 
 from dse.data.core import take
 from dse.errors import DseError
-from dse.experiment import Trial
-from dse.resources import (CONTEXT, GiB, Meter, at_once, device_for, gpus_problem, is_oom, memory_share,
+from dse.run.experiment import Trial
+from dse.run.resources import (CONTEXT, GiB, Meter, at_once, device_for, gpus_problem, is_oom, memory_share,
                            oom_reason, per_gpu, refusal, request)
 
 H200 = 150_119_301_120  # bytes of a 139.81 GiB GPU (an H200's size)
@@ -34,7 +34,7 @@ def test_device_rule_and_trial_section():
 def test_the_imagenet64_experiment_packs_4_trials_per_gpu():
     from pathlib import Path
 
-    from dse.experiment import load
+    from dse.run.experiment import load
 
     exp = load(Path(__file__).resolve().parents[1] / "experiments" / "regnet_imagenet64.yaml")
     t = exp.trial

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import dse
-from dse.config import canonical
+from dse.models.config import canonical
 from dse.errors import DseError
-from dse.params import Param
-from dse.units import parse_band
+from dse.space.params import Param
+from dse.space.units import parse_band
 
 ALL = ["anynetx_a", "anynetx_b", "anynetx_c", "anynetx_d", "anynetx_e", "regnetx", "regnety", "regnetx_pycls"]
 

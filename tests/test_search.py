@@ -16,7 +16,7 @@ import yaml
 import dse
 from dse.errors import DseError
 from dse.results import read_rows
-from dse.search import from_optuna, grace, judge, to_optuna
+from dse.run.search import from_optuna, grace, judge, to_optuna
 from test_live import events  # a TensorBoard event-file reader independent of dse
 
 ROOT = Path(__file__).resolve().parents[1]

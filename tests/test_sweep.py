@@ -115,7 +115,7 @@ def test_resume_after_sigkill(tmp_path):
     time.sleep(2.0)  # Ray's processes share the driver's fate
     before = {r["id"]: r for r in read_rows(log)}
     assert 2 <= len(before) < 6
-    from dse.sweep import _checkpoints
+    from dse.run.sweep import _checkpoints
     partial = {k: v for k, v in _checkpoints(out).items() if k not in before}
     dse.sweep(dse.experiment.load(exp), out, resume=True, progress=False)  # in-process: Ray may already be up
     rows = read_rows(log)

@@ -9,7 +9,7 @@ import yaml
 
 import dse
 from dse.errors import DseError
-from dse.sweep import check_address
+from dse.run.sweep import check_address
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {"name": "bad", "spaces": ["anynetx_a"], "n": 2, "flops": "-40M", "seed": 0,
@@ -142,6 +142,6 @@ def test_ray_address_env_is_checked_like_address(tmp_path, run_cli, monkeypatch)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
-    from dse.sweep import check_address
+    from dse.run.sweep import check_address
     with pytest.raises(DseError, match=f"no Ray cluster reachable at 127.0.0.1:{port}"):
         check_address(None)

@@ -81,7 +81,7 @@ def test_evaluate_at_another_resolution(digits):
 
 
 def test_progressive_schedule_is_applied_per_epoch(digits):
-    from dse.progressive import Progressive, schedule
+    from dse.train.progressive import Progressive, schedule
     p = Progressive(stages=4, res_min=8, res_max=16, randaug=(5, 15), mixup=(0.0, 0.2), dropout=(0.1, 0.3))
     sch = schedule(p, 8, 16)
     # 8 epochs in 4 stages: two epochs per stage, every setting rising linearly from min to max
@@ -149,7 +149,7 @@ def test_no_per_step_sync_gives_the_textbook_loop_s_result(digits, crop):
     """On the CPU the trainer (device accumulators, deferred divergence checks, a disabled grad scaler) gives the
     per-step loop's errors exactly and its mean losses up to float reassociation (float32 device sums against
     float64 host sums: relative 1e-5)."""
-    from dse.experiment import Augment
+    from dse.run.experiment import Augment
     r = Recipe(epochs=2, batch_size=64, lr=0.2, augment=Augment(crop=crop))
     got = train(tiny, digits, r, seed=5, threads=1)
     losses, errors = reference(tiny, digits, r, 5)

@@ -85,7 +85,7 @@ def edf(errors, grid=None, weights=None) -> tuple[np.ndarray, np.ndarray]:
 
 def _range(lo: float, hi: float) -> str:
     """A complexity range as people write it: 370.9M\u2013377.8M."""
-    from dse.units import fmt
+    from dse.space.units import fmt
 
     return f"{fmt(lo)}\u2013{fmt(hi)}"
 

@@ -45,7 +45,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from dse.errors import DseError
-from dse.regnet import linear_widths, quantized_widths, stages_from_widths
+from dse.space.regnet import linear_widths, quantized_widths, stages_from_widths
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dse.analysis.noise import noise, units
 from dse.analysis.table import ascending, best, block_widths, finished, stage_columns
 from dse.errors import DseError
 from dse.io import check_new, write_atomic
-from dse.regnet import linear_widths
+from dse.space.regnet import linear_widths
 
 STYLE = {
     "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
@@ -163,7 +163,7 @@ def _declared(labels) -> tuple[set, dict, bool]:
     """(log-sampled names, {categorical name: its declared values}) of the spaces named in labels ('run/space'
     allowed), and whether every space was found; unknown spaces add nothing (the caller falls back to LOG_X and
     CATEGORICAL)."""
-    from dse.space import load
+    from dse.space.sampler import load
 
     logs, cats, known = set(), {}, True
     for name in sorted({str(x).rsplit("/", 1)[-1] for x in labels}):
@@ -188,7 +188,7 @@ def _declared(labels) -> tuple[set, dict, bool]:
 def _shares(labels) -> dict:
     """{label: the per-stage parameters its space shares across stages (its file's `shared` constraints)}, None for a
     label whose space file is not found."""
-    from dse.space import load
+    from dse.space.sampler import load
 
     out = {}
     for label in labels:
@@ -466,7 +466,7 @@ def fit_figure(ws, fit) -> Figure:
 
 def _families(labels) -> dict:
     """{label: its space's family (anynet, regnet, effnet)} for the labels whose space file is found."""
-    from dse.space import load
+    from dse.space.sampler import load
 
     out = {}
     for label in labels:

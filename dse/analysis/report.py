@@ -83,7 +83,7 @@ def _show(vals, fmt=str) -> str:
 
 def _band(b) -> str:
     """{"flops": [360e6, 400e6]} -> 'flops 360M-400M'."""
-    from dse.units import fmt
+    from dse.space.units import fmt
 
     if not isinstance(b, dict) or not b:
         return str(b)
@@ -198,7 +198,7 @@ def _params_of(t: pd.DataFrame) -> pd.DataFrame:
 def _models(df: pd.DataFrame, metric: str, top: int, progress=None) -> str:
     """Per space: its best and worst finished models, with that space's own columns (its sampled parameters, per-stage
     ones in one column), complexity in units; a parameter equal in every model of the space is named once instead."""
-    from dse.units import fmt
+    from dse.space.units import fmt
 
     from .table import best
 

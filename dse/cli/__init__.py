@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from .errors import DseError
+from ..errors import DseError
 
 
 class Parser(argparse.ArgumentParser):
@@ -76,8 +76,8 @@ def parse_sets(items) -> dict:
 
 def stage_table(rec: dict) -> str:
     """A plain stage table plus the complexity line."""
-    from .models.blocks import DEFAULT, block
-    from .units import fmt
+    from ..models.blocks import DEFAULT, block
+    from ..space.units import fmt
 
     kinds = list(dict.fromkeys(s.get("block", DEFAULT) for s in rec["stages"]))  # columns: the blocks' fields
     fields = list(dict.fromkeys(f for k in kinds for f in block(k).fields))
@@ -101,8 +101,8 @@ def stage_table(rec: dict) -> str:
 
 
 def cmd_spaces(a) -> int:
-    from .space import load
-    from .spec import list_spaces
+    from ..space.sampler import load
+    from ..space.spec import list_spaces
 
     recs = []
     for name, path in list_spaces().items():
@@ -118,8 +118,8 @@ def cmd_spaces(a) -> int:
 
 
 def cmd_show(a) -> int:
-    from .space import load
-    from .spec import resolve
+    from ..space.sampler import load
+    from ..space.spec import resolve
 
     sp = load(a.space)  # the whole space checked (parameters, constraints, expressions) before it is shown
     declared = resolve(a.space)[0].get("presets", {})
@@ -148,7 +148,7 @@ def cmd_show(a) -> int:
 
 
 def cmd_describe(a) -> int:
-    from .api import describe
+    from ..space.scaled import describe
 
     s = describe(a.space, preset=a.preset, at_res=a.res, **parse_sets(a.set))
     rec = s.to_dict()
@@ -157,10 +157,10 @@ def cmd_describe(a) -> int:
 
 
 def cmd_sample(a) -> int:
-    from .io import check_new, write_atomic
-    from .progress import Progress
-    from .space import sample
-    from .units import parse_band
+    from ..io import check_new, write_atomic
+    from ..progress import Progress
+    from ..space.sampler import sample
+    from ..space.units import parse_band
 
     bands = {m: parse_band(getattr(a, m), f"--{m}") for m in ("flops", "params", "acts") if getattr(a, m)}
     if a.output is None and not sys.stdout.isatty():
@@ -185,7 +185,7 @@ def cmd_sample(a) -> int:
 
 def _experiment(a, extra: dict | None = None):
     """The experiment file with the command line's overrides (--data-path, --data, --cpus, and `extra`)."""
-    from .experiment import load
+    from ..run.experiment import load
 
     over = {k: v for k, v in (("data.path", getattr(a, "data_path", None)), ("data.name", getattr(a, "data", None)),
                               ("trial.cpus", getattr(a, "cpus", None))) if v is not None}
@@ -200,12 +200,12 @@ def _interrupted(a, e, again: str) -> int:
 
 
 def cmd_sweep(a) -> int:
-    from .sweep import Interrupted, sweep
+    from ..run.sweep import Interrupted, sweep
 
     exp = _experiment(a)
     out = a.out or f"runs/{exp.name}"
     if a.dry_run:
-        from .dryrun import dry_run, lines
+        from ..run.dryrun import dry_run, lines
 
         print("\n".join(lines(dry_run(exp, out))))
         return 0
@@ -218,8 +218,8 @@ def cmd_sweep(a) -> int:
 
 
 def cmd_run(a) -> int:
-    from .pipeline import run
-    from .sweep import Interrupted
+    from ..run.pipeline import run
+    from ..run.sweep import Interrupted
 
     exp = _experiment(a)
     out = a.out or f"runs/{exp.name}"
@@ -233,9 +233,9 @@ def cmd_run(a) -> int:
 
 
 def cmd_models(a) -> int:
-    from .api import describe
-    from .models.zoo import list_models, zoo
-    from .units import fmt
+    from ..space.scaled import describe
+    from ..space.zoo import list_models, zoo
+    from ..space.units import fmt
 
     names, table = list_models(a.pattern), zoo()
     if not names:
@@ -258,8 +258,8 @@ def cmd_models(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from .io import check_new
-    from .models.export import export
+    from ..io import check_new
+    from ..models.export import export
 
     if a.output:
         check_new(a.output, a.force)
@@ -272,9 +272,9 @@ def cmd_search(a) -> int:
     import dataclasses
     from pathlib import Path
 
-    from .experiment import Search, saved
-    from .search import search
-    from .sweep import Interrupted
+    from ..run.experiment import Search, saved
+    from ..run.search import search
+    from ..run.sweep import Interrupted
 
     given = {k: getattr(a, k) for k in ("budget", "scheduler", "searcher", "grace", "reduction")
              if getattr(a, k) is not None}
@@ -291,8 +291,8 @@ def cmd_search(a) -> int:
         search(exp, out, address=a.address, resume=a.resume, verbose=a.verbose, csv=a.csv)
     except Interrupted as e:
         return _interrupted(a, e, f"dse search {a.experiment} --out {out} --resume")
-    from .analysis.table import best
-    from .results import load_results
+    from ..analysis.table import best
+    from ..results import load_results
 
     df = load_results(out)
     n, stopped = len(df), int((df["status"] == "stopped").sum())
@@ -308,7 +308,7 @@ def cmd_search(a) -> int:
 
 
 def cmd_fixres(a) -> int:
-    from .fixres import check_sizes, fixres
+    from ..train.fixres import check_sizes, fixres
 
     if a.test_sizes is None:  # the sweep's own test sizes: the paired summary from its table
         return _fixres_summary(a)
@@ -327,9 +327,9 @@ def cmd_fixres(a) -> int:
 def _fixres_summary(a) -> int:
     from pathlib import Path
 
-    from .analysis import fixres
-    from .analysis.noise import noise
-    from .results import load_results
+    from ..analysis import fixres
+    from ..analysis.noise import noise
+    from ..results import load_results
 
     if Path(a.run).is_file() and Path(a.run).suffix == ".pt":
         raise DseError(f"{a.run}: give --test-sizes to evaluate one weights file")
@@ -379,15 +379,15 @@ def _phis(text: str, check=lambda phi: None) -> list[int]:
 
 
 def cmd_scale_apply(a) -> int:
-    from .api import compound_family
-    from .scaling import check_phi
+    from ..space.scaled import compound_family
+    from ..space.scaling import check_phi
 
     phis = _phis(a.phi, lambda phi: check_phi(phi, a.alpha, a.beta, a.gamma, a.base_res))
     df = compound_family(a.alpha, a.beta, a.gamma, phis, a.base_res)
     if a.json:
         print(df.to_json(orient="records"))
     else:
-        from .units import fmt
+        from ..space.units import fmt
         show = df.assign(flops=df["flops"].map(fmt), params=df["params"].map(fmt), acts=df["acts"].map(fmt))
         print(f"alpha={a.alpha} beta={a.beta} gamma={a.gamma} (alpha*beta^2*gamma^2 = "
               f"{a.alpha * a.beta ** 2 * a.gamma ** 2:.3f})")
@@ -396,16 +396,16 @@ def cmd_scale_apply(a) -> int:
 
 
 def cmd_scale_grid(a) -> int:
-    from .experiment import load
-    from .results import load_results
-    from .sweep import sweep
+    from ..run.experiment import load
+    from ..results import load_results
+    from ..run.sweep import sweep
 
     exp = load(a.experiment)
     if not exp.grid:
         raise DseError(f"{a.experiment}: no `grid:` section (step, tol, max, base_res, phi, width, depth)")
     out = a.out or f"runs/{exp.name}"
-    from .plan import grid_plan
-    from .sweep import Interrupted
+    from ..run.plan import grid_plan
+    from ..run.sweep import Interrupted
 
     try:
         cands = grid_plan(exp)
@@ -429,8 +429,8 @@ def cmd_scale_grid(a) -> int:
 
 
 def cmd_data_prepare(a) -> int:
-    from .data.cache import META, Interrupted, files, prepare
-    from .resources import gib
+    from ..data.cache import META, Interrupted, files, prepare
+    from ..run.resources import gib
 
     again = f"dse data prepare imagefolder {a.path} --res {a.res} -o {a.output} --resume"
     try:
@@ -447,15 +447,15 @@ def cmd_data_prepare(a) -> int:
 
 
 def cmd_status(a) -> int:
-    from .status import status, summary
+    from ..run.status import status, summary
 
     if a.output and not a.curves:
         raise DseError("-o draws the live curves: add --curves")
     if not a.curves:
         print(json.dumps(summary(a.dir)) if a.json else status(a.dir))
         return 0
-    from .curves import curves_table, load_curves
-    from .io import check_new
+    from ..run.curves import curves_table, load_curves
+    from ..io import check_new
 
     if a.output:
         check_new(a.output, a.force)
@@ -464,7 +464,7 @@ def cmd_status(a) -> int:
     if a.json:
         print(df.to_json(orient="records", double_precision=15))
     elif a.output:
-        from .analysis.plots import curves_figure
+        from ..analysis.plots import curves_figure
 
         _save(curves_figure(df), a.output, a.force)
     elif not len(df):
@@ -481,7 +481,7 @@ def cmd_status(a) -> int:
 
 def _runs(a):
     """The runs' results stacked, only --space's spaces when given, a space seen in several runs kept apart."""
-    from .analysis.table import by_run_and_space, load_runs, select_spaces
+    from ..analysis.table import by_run_and_space, load_runs, select_spaces
 
     df = load_runs(a.runs)
     return by_run_and_space(select_spaces(df, a.space) if getattr(a, "space", None) else df)
@@ -490,7 +490,7 @@ def _runs(a):
 def _bar(desc: str):
     """The project's one progress display for work that can take more than a few seconds: (Progress, tick) with
     tick(done, total); a tqdm bar on a terminal after 2 s, plain lines every 10 s otherwise, no final line."""
-    from .progress import Progress
+    from ..progress import Progress
 
     bar = Progress(0, desc, every=10.0, final=False, delay=2.0)
 
@@ -502,15 +502,15 @@ def _bar(desc: str):
 
 
 def _save(fig, path, force) -> None:
-    from .analysis.plots import save
+    from ..analysis.plots import save
 
     save(fig, path, force=force)
     print(f"wrote {path}")
 
 
 def cmd_plot(a) -> int:
-    from .analysis import plots
-    from .io import check_new
+    from ..analysis import plots
+    from ..io import check_new
 
     check_new(a.output, a.force)  # fail before the work, not after it
     df = _runs(a)
@@ -528,8 +528,8 @@ def cmd_plot(a) -> int:
 
 
 def cmd_fit(a) -> int:
-    from .analysis import fit as F
-    from .io import check_new
+    from ..analysis import fit as F
+    from ..io import check_new
 
     if a.widths is None and not a.runs:
         raise DseError("nothing to fit: give --widths W1,W2,... or a sweep folder / results / samples file")
@@ -541,7 +541,7 @@ def cmd_fit(a) -> int:
         check_new(a.output, a.force)
 
     def save(draw, *args, **kw):  # matplotlib only when a figure is asked for; no "wrote" line under --json
-        from .analysis import plots
+        from ..analysis import plots
         fig = getattr(plots, draw)(*args, **kw)
         if a.json:
             plots.save(fig, a.output, a.force)
@@ -573,7 +573,7 @@ def cmd_fit(a) -> int:
         print('{"fits": ' + shown.to_json(orient="records", double_precision=15) + ', "summary": '
               + (summ.to_json(orient="records", double_precision=15) if summ is not None else "null") + "}")
     else:
-        from .regnet import stages_from_widths
+        from ..space.regnet import stages_from_widths
         runs = (zip(*stages_from_widths(w)) for w in shown["widths"])  # widths as stage runs: 64x16 424x2
         print(shown.assign(widths=[" ".join(f"{w}x{d}" for d, w in r) for r in runs])
               .to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -590,7 +590,7 @@ def cmd_fit(a) -> int:
 
 
 def cmd_refine(a) -> int:
-    from .analysis.refine import refine, refine_path
+    from ..analysis.refine import refine, refine_path
 
     try:
         ts = [float(x) for x in a.e_fit.split(",")] if a.e_fit is not None else None
@@ -610,7 +610,7 @@ def cmd_refine(a) -> int:
         print('{"candidates": ' + cand.to_json(orient="records", double_precision=15) + ', "path": '
               + (path.to_json(orient="records", double_precision=15) if path is not None else "[]") + "}")
     else:
-        from .analysis.refine import path_notes
+        from ..analysis.refine import path_notes
         fmt = lambda x: f"{x:.4g}"  # noqa: E731
         print(f"candidate constraints on {len(df)} rows, each space on its own (best {a.metric} mean shift first):")
         print(cand.to_string(index=False, float_format=fmt) if len(cand) else "no candidate applies")
@@ -622,8 +622,8 @@ def cmd_refine(a) -> int:
 
 
 def cmd_compare(a) -> int:
-    from .analysis.compare import compare, default_by, format_verdicts
-    from .analysis.noise import noise
+    from ..analysis.compare import compare, default_by, format_verdicts
+    from ..analysis.noise import noise
 
     if a.shift is not None and not a.shift > 0:
         raise DseError(f"--shift must be positive, got {a.shift}")
@@ -642,7 +642,7 @@ def cmd_compare(a) -> int:
 
 
 def cmd_noise(a) -> int:
-    from .analysis.noise import by_space_table, noise, per_model
+    from ..analysis.noise import by_space_table, noise, per_model
 
     df = _runs(a)
     nz, pm = noise(df, a.metric), per_model(df, a.metric)
@@ -659,7 +659,7 @@ def cmd_noise(a) -> int:
 
 
 def cmd_analyze(a) -> int:
-    from .analysis.rank import epoch_rank
+    from ..analysis.rank import epoch_rank
 
     df = epoch_rank(_runs(a), metric=a.metric)
     print(df.to_json(orient="records", double_precision=15) if a.json  # no p-value (n < 4): null, printed as —
@@ -668,7 +668,7 @@ def cmd_analyze(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from .analysis.report import report
+    from ..analysis.report import report
 
     bar, tick = _bar("report sections")
     with bar:
@@ -685,7 +685,7 @@ def _cmd(sub, name: str, help: str, examples: str, description: str | None = Non
 
 
 def build_parser() -> Parser:
-    from . import __version__
+    from .. import __version__
 
     p = Parser(prog="dse", description="Design-space exploration for convolutional networks: sample a design space "
                "inside a complexity band, train every sample as a Ray Tune trial, compare spaces by their error EDFs.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from .config import Net
-from .models.blocks import ACTS, BLOCKS, block, check_act
+from .blocks import ACTS, BLOCKS, block, check_act
 
 
 def block_args(kind: str, w_in: int, w_out: int, stride: int, s, act: str) -> tuple:

@@ -5,8 +5,8 @@ import math
 
 from torch import nn
 
-from ..arch import layout
-from ..config import Config, Net
+from .arch import layout
+from .config import Config, Net
 from .blocks import part
 from .layers import Network, seq
 

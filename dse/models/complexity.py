@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 from .arch import layout
 from .config import Config, Net
-from .models.blocks import part, se_width, x_inner  # noqa: F401  (the block rules, re-exported)
-from .models.cx import conv_bn_cx, conv_cx, linear_cx, se_cx  # noqa: F401  (the counting convention)
+from .blocks import part, se_width, x_inner  # noqa: F401  (the block rules, re-exported)
+from .cx import conv_bn_cx, conv_cx, linear_cx, se_cx  # noqa: F401  (the counting convention)
 
 
 class Cx(NamedTuple):

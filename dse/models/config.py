@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DseError
-from .models.blocks import DEFAULT, block
+from ..errors import DseError
+from .blocks import DEFAULT, block
 
 
 def num(x: Any) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config, check_prefix, checked_id
+from .config import Config, check_prefix, checked_id
 from ..errors import DseError
 from ..io import refuse_link, write_atomic
 
@@ -119,7 +119,7 @@ def export(run: str | Path, id: str | None = None, best: bool = False, out: str 
     data = r.get("data") if isinstance(r.get("data"), dict) else None
     recipe = r.get("recipe") if isinstance(r.get("recipe"), dict) else None
     if data is None or recipe is None:  # a table from before rows carried them: the sweep's experiment
-        from ..experiment import saved
+        from ..run.experiment import saved
 
         d = saved(run).to_dict()
         data, recipe = data or d.get("data"), recipe or d.get("train")

@@ -8,7 +8,7 @@ import signal
 import socket
 from pathlib import Path
 
-from .errors import DseError
+from ..errors import DseError
 
 QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0",
              "RAY_DEDUP_LOGS": "1", "TUNE_RESULT_BUFFER_LENGTH": "1", "RAY_TRAIN_V2_ENABLED": "0",

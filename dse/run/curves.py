@@ -14,9 +14,9 @@ import math
 import time
 from pathlib import Path
 
-from .errors import DseError
-from .io import append_line
-from .results import trial_key
+from ..errors import DseError
+from ..io import append_line
+from ..results import trial_key
 
 log = logging.getLogger(__name__)
 CURVES, TB = "curves.jsonl", "tb"
@@ -65,7 +65,7 @@ class Live:
     them; the results table stays the truth."""
 
     def __init__(self, out: Path, tensorboard: bool = True):
-        from .results import _heal_tail
+        from ..results import _heal_tail
 
         self.out, self.path = Path(out), Path(out) / CURVES
         if self.path.is_file() and not self.path.is_symlink():
@@ -114,7 +114,7 @@ def load_curves(run):
     epoch (COLUMNS), in arrival order; an epoch recorded twice (a retried trial) keeps its last line."""
     import pandas as pd
 
-    from .results import read_rows
+    from ..results import read_rows
 
     p = Path(run)
     f = p / CURVES if p.is_dir() else p

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from .errors import DseError
+from ..errors import DseError
 from .experiment import Experiment
 from .resources import at_once
 
@@ -24,7 +24,7 @@ TIMING_IMAGES = 2048
 def _per_space(exp: Experiment) -> tuple[list[dict], list[dict]]:
     """(the plan's sample records, one row per space: space, trials, accepted, tried, rate)."""
     from . import plan as planning
-    from .space import sample
+    from ..space.sampler import sample
 
     if exp.grid or exp.samples or not exp.spaces:
         recs = planning.plan(exp)
@@ -41,10 +41,10 @@ def _per_space(exp: Experiment) -> tuple[list[dict], list[dict]]:
 
 def _timed(exp: Experiment, recs: list[dict]) -> dict:
     """Seconds per epoch of the plan's median-flops sample, from one short in-process training."""
-    from .config import Config
-    from .data import load_data
-    from .models import build
-    from .train import train
+    from ..models.config import Config
+    from ..data import load_data
+    from ..models import build
+    from ..train.loop import train
 
     rec = sorted(recs, key=lambda r: (r["flops"], r["id"]))[len(recs) // 2]
     cfg = Config.from_dict(rec)
@@ -81,7 +81,7 @@ def _gpus() -> int:
 
 def _previous(out: Path) -> dict | None:
     """The median wall time of the finished trials already in a sweep folder, or None."""
-    from .results import JSONL, read_rows
+    from ..results import JSONL, read_rows
 
     f = out / JSONL
     if not f.is_file():
@@ -97,7 +97,7 @@ def _previous(out: Path) -> dict | None:
 
 def dry_run(exp: Experiment, out: str | Path, *, timing: bool = True, slots: int | None = None) -> dict:
     """The plan of a sweep and its cost estimate as plain values (see the module doc); writes nothing."""
-    from .results import trial_key
+    from ..results import trial_key
 
     from .plan import points
 
@@ -129,8 +129,8 @@ def dry_run(exp: Experiment, out: str | Path, *, timing: bool = True, slots: int
 
 def lines(d: dict) -> list[str]:
     """The dry run as terminal lines."""
-    from .progress import duration
-    from .units import fmt, fmt_band
+    from ..progress import duration
+    from ..space.units import fmt, fmt_band
 
     band = ", ".join(f"{m} {fmt_band(b)}" for m, b in d["bands"].items()) or "no band"
     out = [f"dry run of {d['experiment']} (nothing trained, no folder made; it would write {d['out']}):"]

@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .errors import DseError
+from ..errors import DseError
 from .resources import device_for, gpus_problem
-from .units import check_band, parse_band
+from ..space.units import check_band, parse_band
 
 DATASETS = ("digits", "fashion_mnist", "mnist", "kmnist", "cifar10", "cifar100", "imagefolder",
             "cache")  # dse.data.NAMES
@@ -683,7 +683,7 @@ def _arm_experiment(exp: Experiment, a: Arm) -> Experiment:
 
 def read_yaml(path: str | Path) -> dict:
     """Safe-load a YAML file, with a one-line error naming the file (dse.io.load_yaml)."""
-    from .io import load_yaml
+    from ..io import load_yaml
 
     return load_yaml(path, "experiment file")
 

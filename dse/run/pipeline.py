@@ -12,13 +12,13 @@ def run(exp: Experiment, out: str | Path, *, address: str | None = None, verbose
 
     Returns (results DataFrame, {"results", "edf", "report": paths}, the terminal lines: summary, noise floor and
     verdicts). An interrupted sweep raises dse.sweep.Interrupted and writes no figure or report."""
-    from .analysis import claims
-    from .analysis.compare import default_by, verdict_lines
-    from .analysis.noise import noise
-    from .analysis.edf import summary
-    from .analysis.plots import edf_figure, save
-    from .analysis.report import write_report
-    from .results import load_results
+    from ..analysis import claims
+    from ..analysis.compare import default_by, verdict_lines
+    from ..analysis.noise import noise
+    from ..analysis.edf import summary
+    from ..analysis.plots import edf_figure, save
+    from ..analysis.report import write_report
+    from ..results import load_results
     from .sweep import PLAN, sweep
 
     out = Path(out)

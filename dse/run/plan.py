@@ -6,21 +6,21 @@ import hashlib
 
 import numpy as np
 
-from .config import Config
-from .errors import DseError
+from ..models.config import Config
+from ..errors import DseError
 from .experiment import Experiment
-from .results import trial_key as key  # noqa: F401  (the key format belongs to the row schema)
+from ..results import trial_key as key  # noqa: F401  (the key format belongs to the row schema)
 
 
 def plan(exp: Experiment) -> list[dict]:
     """The sample records to train, in a deterministic order, one per distinct network."""
-    from .complexity import complexity
-    from .space import Sample, sample
+    from ..models.complexity import complexity
+    from ..space.sampler import Sample, sample
 
     if exp.grid:
         return distinct(grid_plan(exp))
     if exp.samples:
-        from .results import read_rows
+        from ..results import read_rows
 
         out = []
         for i, r in enumerate(read_rows(exp.samples)):
@@ -47,7 +47,7 @@ def plan(exp: Experiment) -> list[dict]:
 
 def arm_records(exp: Experiment) -> dict[str, dict]:
     """The sample record of each arm that trains one fixed network (space with set parameters or a preset)."""
-    from .api import describe
+    from ..space.scaled import describe
 
     out = {}
     for i, a in enumerate(exp.arms):
@@ -63,7 +63,7 @@ def points(exp: Experiment, recs: list[dict]) -> list[dict]:
     """The trials of the plan: every sample record `seeds` times (repeat 0..seeds-1); with arms, each arm's
     network (or every sampled model, for an arm without one) `seeds` times, the row naming its arm. The same model
     and repeat get the same training seed in every arm, so arms pair."""
-    from .results import planned_trials
+    from ..results import planned_trials
 
     trials = planned_trials(recs, [(a.name, a.fixed) for a in exp.arms], exp.seeds)
     return [{"sample": r, "repeat": k, **({"arm": arm, "cols": {"arm": arm}} if arm else {})} for r, k, arm in trials]
@@ -71,7 +71,7 @@ def points(exp: Experiment, recs: list[dict]) -> list[dict]:
 
 def check(recs: list[dict], where) -> list[dict]:
     """A plan trains each model once, under a well-formed id (ids name folders and files): refuse anything else."""
-    from .config import is_id
+    from ..models.config import is_id
 
     seen: set[str] = set()
     for i, r in enumerate(recs):
@@ -98,7 +98,7 @@ def distinct(recs: list[dict]) -> list[dict]:
 
 def grid_plan(exp: Experiment) -> list[dict]:
     """EfficientNet's step 1: one scaled B0 per (alpha, beta, gamma) of the grid, at the grid's phi."""
-    from .api import compound_grid
+    from ..space.scaled import compound_grid
 
     g = exp.grid
     return [s.to_dict() for s in compound_grid(g.step, g.tol, g.max, g.phi, width=g.width, depth=g.depth,

@@ -170,7 +170,7 @@ def check_device(device: str) -> str | None:
 
     import torch
 
-    from .errors import DseError
+    from ..errors import DseError
 
     try:
         dev = torch.device(device)

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from .cluster import check_address, check_local, quiet_env
-from .errors import DseError
+from ..errors import DseError
 from .experiment import Experiment, Search
-from .io import append_line
-from .results import read_rows, trial_key
+from ..io import append_line
+from ..results import read_rows, trial_key
 
 REFUSED, SPENT = "refused.jsonl", "search.json"
 # ASHA's defaults, from the low-epoch rank correlation `dse analyze` measured on the main job (60 models, the
@@ -99,8 +99,8 @@ def from_optuna(space, params: dict) -> dict:
 
 def judge(space, bands: dict, params: dict):
     """(Sample or None, distance to the band): the network an Optuna point builds, counted analytically."""
-    from .complexity import complexity
-    from .space import Sample, distance
+    from ..models.complexity import complexity
+    from ..space.sampler import Sample, distance
 
     try:
         vals = from_optuna(space, params)
@@ -178,7 +178,7 @@ def band_tpe(space, bands: dict, seed: int, max_refused: int, log: Path, evaluat
 
 def _evaluated(out: Path) -> list[tuple[dict, float]]:
     """What TPE already knows, from the table and the refusals: (optuna params, value)."""
-    from .results import JSONL
+    from ..results import JSONL
 
     pts = []
     if (out / JSONL).exists():
@@ -195,7 +195,7 @@ def _evaluated(out: Path) -> list[tuple[dict, float]]:
 
 def _plan(exp: Experiment) -> list[dict]:
     """Random search: the first `trials` band samples of the space (exactly `dse sample`'s); TPE: nothing fixed."""
-    from .space import sample
+    from ..space.sampler import sample
 
     if exp.search.searcher == "tpe":
         return []
@@ -227,7 +227,7 @@ def search(exp: Experiment, out: str | Path, *, address: str | None = None, resu
     folder. The lock, resume and interrupt rules of a sweep apply (dse.sweep); a larger budget grows a search."""
     from ray.tune.schedulers import ASHAScheduler
 
-    from .space import load
+    from ..space.sampler import load
     from .sweep import Driver, folder
 
     quiet_env()
@@ -261,7 +261,7 @@ def search(exp: Experiment, out: str | Path, *, address: str | None = None, resu
                                        _evaluated(out))
                         d.fit(search_alg=alg, scheduler=sched, num_samples=left_n, time_budget_s=left_s)
             finally:
-                from .io import write_atomic
+                from ..io import write_atomic
                 write_atomic(spent_f, json.dumps({"seconds": spent + time.monotonic() - t0}), force=True)
         return out
     finally:

@@ -5,8 +5,8 @@ import json
 import os
 from pathlib import Path
 
-from .errors import DseError
-from .results import JSONL, PLAN, planned_keys, read_rows, row_key
+from ..errors import DseError
+from ..results import JSONL, PLAN, planned_keys, read_rows, row_key
 
 
 def _alive(pid: int) -> bool:
@@ -22,7 +22,7 @@ def _per_space(rows: list[dict]) -> list[dict]:
     model, noise repeats apart) with the one median of dse, so they match the report's summary."""
     import pandas as pd
 
-    from .analysis.table import finished, median, primary_mask
+    from ..analysis.table import finished, median, primary_mask
 
     df = pd.DataFrame(rows)
     if df.empty or "error" not in df.columns or "space" not in df.columns:

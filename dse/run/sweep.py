@@ -21,12 +21,12 @@ import yaml
 
 from . import plan as planning
 from .cluster import check_address, check_local, check_resources, quiet_env, ray_start
-from .config import canonical
-from .errors import DseError
+from ..models.config import canonical
+from ..errors import DseError
 from .experiment import Experiment, diff, saved
-from .io import FolderLock, append_line, check_path, make_folder, os_error, refuse_links, write_atomic
-from .results import JSONL, NOISE, PLAN, ResultsLog, finalize, planned_keys, read_rows, row
-from .results import row_key as results_key
+from ..io import FolderLock, append_line, check_path, make_folder, os_error, refuse_links, write_atomic
+from ..results import JSONL, NOISE, PLAN, ResultsLog, finalize, planned_keys, read_rows, row
+from ..results import row_key as results_key
 
 EXP, STATUS, ERRORS = "experiment.yaml", "status.json", "errors.log"
 
@@ -107,8 +107,8 @@ def _grows(old: Experiment, new: Experiment) -> bool:
 
 def _check_data(exp: Experiment, recs: list[dict]):
     """Load the data once before the folder is made (bad data fails early); None when each net has its res."""
-    from .config import Config
-    from .data import entry, load_data
+    from ..models.config import Config
+    from ..data import entry, load_data
 
     if exp.data.res == "net":  # checked at the first sample's resolution (a TPE search has no plan to check)
         if recs:
@@ -243,7 +243,7 @@ def _checkpoints(out: Path) -> dict[str, str]:
 
 def _pruner(out: Path, results: ResultsLog, keep: int | None):
     """Keep the weights of the best `keep` models only (None: all)."""
-    from .config import is_id
+    from ..models.config import is_id
 
     if keep is None:
         return None
@@ -271,7 +271,7 @@ class Driver:
     def __init__(self, exp: Experiment, out: Path, data, *, total: int, address=None, verbose: int = 0,
                  progress: bool = True, csv: bool = False, faults: str | None = None, what: str = "trials",
                  cols: dict | None = None, planned: set[str] | None = None):
-        from .progress import Progress
+        from ..progress import Progress
         from .trial import context
 
         self.exp, self.out, self.data, self.csv, self.faults = exp, out, data, csv, faults

@@ -9,11 +9,11 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from .config import Config
+from ..models.config import Config
 from .experiment import DataSpec, Experiment, Reward
 from .plan import trial_seed
-from .models.export import weights_name  # noqa: F401  (the sweep's and fixres's name of a kept-weights file)
-from .results import row, trial_key
+from ..models.export import weights_name  # noqa: F401  (the sweep's and fixres's name of a kept-weights file)
+from ..results import row, trial_key
 
 
 def reward(error: float, step_time: float, params: float, r: Reward = Reward()) -> float:
@@ -23,7 +23,7 @@ def reward(error: float, step_time: float, params: float, r: Reward = Reward()) 
 
 @lru_cache(maxsize=2)
 def _loaded(spec: DataSpec):
-    from .data import load_data
+    from ..data import load_data
 
     return load_data(**spec.args(spec.res if spec.res != "net" else 32))
 
@@ -32,7 +32,7 @@ def data_at(spec: DataSpec, res: int):
     """The experiment's data seen at a resolution, loaded once per worker process (the images are stored at their
     own size, so every resolution shares them), except an image folder, which is decoded at `res`."""
     if spec.name == "imagefolder":
-        from .data import load_data
+        from ..data import load_data
 
         return load_data(**spec.args(res))
     return _loaded(spec).at(res)
@@ -113,12 +113,12 @@ def run(config: dict, data=None) -> None:
     import torch
     from ray import tune
 
-    from .complexity import complexity
-    from .fixres import errors_at, tuned_errors
-    from .models import build
-    from .models.export import save_weights
+    from ..models.complexity import complexity
+    from ..train.fixres import errors_at, tuned_errors
+    from ..models import build
+    from ..models.export import save_weights
     from .resources import Meter, cap, check_device, is_oom, oom_reason, release
-    from .train import place, train
+    from ..train.loop import place, train
 
     base: Experiment = config["exp"]
     point = config["point"]

@@ -16,7 +16,7 @@ import operator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import DseError
+from ..errors import DseError
 
 FUNCS = {"min": min, "max": max, "sum": sum, "all": all, "any": any, "len": len}
 BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,

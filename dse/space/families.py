@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import math
 
-from .config import Net, Stage
-from .errors import DseError
-from .models.blocks import ACTS, BLOCKS, DEFAULT, block
+from ..models.config import Net, Stage
+from ..errors import DseError
+from ..models.blocks import ACTS, BLOCKS, DEFAULT, block
 from .regnet import adjust_compat, quantized_widths_many, regnet_stages
 from .scaling import compound, round_filters, round_repeats
 

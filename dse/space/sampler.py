@@ -13,9 +13,9 @@ from typing import Callable
 import numpy as np
 
 from . import families
-from .complexity import Cx, complexity
-from .config import Config, canonical
-from .errors import DseError
+from ..models.complexity import Cx, complexity
+from ..models.config import Config, canonical
+from ..errors import DseError
 from .params import Param
 from .spec import resolve
 from .units import check_band, fmt, fmt_band
@@ -270,7 +270,7 @@ class Samples:
         """One row per sample: id, space, the sampled parameters (per-stage ones as p1..pk), flops/params/acts."""
         import pandas as pd
 
-        from .results import flat_row
+        from ..results import flat_row
 
         return pd.DataFrame([flat_row(s.to_dict()) for s in self.samples])
 

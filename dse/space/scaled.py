@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .complexity import complexity
-from .space import Sample, load
+from ..models.complexity import complexity
+from .sampler import Sample, load
 
 COMPOUND = "efficientnet_compound"
 
@@ -15,7 +15,7 @@ def describe(space: str, preset: str | None = None, at_res: int | None = None, *
     sp = load(space)
     cfg = sp.preset(preset, **params) if preset else sp.make(params)
     if at_res:
-        from .config import Config
+        from ..models.config import Config
 
         cfg = Config(space=cfg.space, params=cfg.params, net=cfg.net.replace(res=at_res))
     return Sample(cfg, complexity(cfg.net))

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .errors import DseError
+from ..errors import DseError
 
 
 def round_filters(w: float, m: float = 1.0, divisor: int = 8) -> int:

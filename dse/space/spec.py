@@ -8,8 +8,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .errors import DseError
-from .io import load_yaml
+from ..errors import DseError
+from ..io import load_yaml
 from .params import KINDS
 
 FAMILIES = ("anynet", "regnet", "effnet")
@@ -32,7 +32,7 @@ def space_dirs(extra=()) -> list[Path]:
     """Where spaces are looked up: given dirs, $DSE_SPACES, the checkout's spaces/, the installed package."""
     dirs = [Path(d) for d in extra]
     dirs += [Path(d) for d in os.environ.get("DSE_SPACES", "").split(os.pathsep) if d]
-    checkout = Path(__file__).resolve().parent.parent / "spaces"
+    checkout = Path(__file__).resolve().parents[2] / "spaces"
     if checkout.is_dir():
         dirs.append(checkout)
     try:

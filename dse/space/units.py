@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import DseError
+from ..errors import DseError
 
 SCALE = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _NUM = r"(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*([kKmMgGtT]?)"

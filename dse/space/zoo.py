@@ -7,7 +7,7 @@ import difflib
 import fnmatch
 from pathlib import Path
 
-from ..config import Config, check_prefix, checked_id
+from ..models.config import Config, check_prefix, checked_id
 from ..errors import DseError
 
 ZOO = ("regnetx", "regnety", "efficientnet", "efficientnetv2")  # the spaces whose presets are named models
@@ -19,7 +19,7 @@ def _key(name: str) -> str:
 
 def zoo() -> dict[str, tuple[str, str]]:
     """Model name -> (space, preset), in the zoo's order."""
-    from ..space import load
+    from .sampler import load
 
     return {_key(f"{sp}_{p}"): (sp, p) for sp in ZOO for p in load(sp).presets}
 
@@ -42,7 +42,7 @@ def config(name: str) -> Config:
         raise DseError(f"a model name must be a string, got {type(name).__name__}")
     if ":" in name:
         return run_config(name)
-    from ..space import load
+    from .sampler import load
 
     models = zoo()
     key = _key(name)
@@ -91,7 +91,7 @@ def load_checkpoint(model, path: str | Path, what: str = "the model"):
     """Load a pycls checkpoint (its model_state), a dse model/weights file or a plain state dict, strictly."""
     import torch
 
-    from .export import load_state
+    from ..models.export import load_state
 
     p = Path(path)
     if not p.is_file():
@@ -120,7 +120,7 @@ def create_model(name: str, num_classes: int = 1000, checkpoint: str | Path | No
         raise DseError(f"create_model({name!r}, pretrained=True): dse ships no pretrained weights and downloads "
                        "nothing; download a pycls model-zoo checkpoint (e.g. RegNetX-400MF_dds_8gpu.pyth) and load it "
                        f"with dse.create_model({name!r}, checkpoint='RegNetX-400MF_dds_8gpu.pyth') (num_classes=1000)")
-    from .builder import build
+    from ..models.builder import build
 
     model = build(config(name), classes=num_classes, **kw)
     if checkpoint is not None:

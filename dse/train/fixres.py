@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .config import checked_id, is_id
-from .errors import DseError
-from .models.export import load_model as _load
-from .models.export import read
-from .models.export import save_weights  # noqa: F401  (the sweep's writer of weights/<id>.pt)
-from .train import evaluate
+from ..models.config import checked_id, is_id
+from ..errors import DseError
+from ..models.export import load_model as _load
+from ..models.export import read
+from ..models.export import save_weights  # noqa: F401  (the sweep's writer of weights/<id>.pt)
+from .loop import evaluate
 
 
 def check_sizes(sizes) -> list[int]:
@@ -63,9 +63,9 @@ def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_si
     momentum 0.9, label smoothing 0.1); the BN layers of `stage` (default the last, e.g. 's4') and of the head
     re-estimate their running statistics; training images get the test-time view (`view`, a dse.experiment.Eval;
     None: a plain resize) at `size`, plus the data set's flips."""
-    from .data import eval_view, normalise
-    from .data.core import take
-    from .train import model_device, place
+    from ..data import eval_view, normalise
+    from ..data.core import take
+    from .loop import model_device, place
 
     dev = model_device(model)  # fine-tuned where the model lives, the data placed there when it fits
     data = place(data, dev)
@@ -111,9 +111,9 @@ def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs
     """Per model: the error at each test size, the best size, and (with tune_epochs) the fine-tuned error."""
     import pandas as pd
 
-    from .data import load_data
-    from .experiment import saved
-    from .results import load_results
+    from ..data import load_data
+    from ..run.experiment import saved
+    from ..results import load_results
 
     run = Path(run)
     sizes = check_sizes(sizes)
@@ -125,7 +125,7 @@ def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs
         wdir = run / "weights"
         if not wdir.is_dir():
             raise DseError(f"{run}: no kept weights (run the sweep with trial.keep_weights: true)")
-        from .models.export import weights_name
+        from ..models.export import weights_name
 
         df = load_results(run)
         ok = df[(df["status"] == "ok") & (df["repeat"] == 0)].sort_values("error")

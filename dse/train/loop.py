@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from dse.data import Data, train_batches, val_batches
 from dse.errors import DseError
-from dse.experiment import Recipe
-from dse.progressive import mixup, randaugment, schedule, set_dropout
+from dse.run.experiment import Recipe
+from dse.train.progressive import mixup, randaugment, schedule, set_dropout
 
 CL = torch.channels_last  # NHWC: oneDNN's and cuDNN's fast layout for convolutions (about 1.5x on this CPU)
 CHECK_EVERY = 50  # steps between divergence checks (each one reads a device value on the host)

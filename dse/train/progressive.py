@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from .errors import DseError
-from .experiment import V2S, Progressive
+from ..errors import DseError
+from ..run.experiment import V2S, Progressive
 
 __all__ = ["Progressive", "V2S", "mixup", "randaugment", "schedule", "set_dropout"]
 
