@@ -117,7 +117,7 @@ def data_for(r: R):
 
 def run(task: tuple) -> dict:
     """Train one (recipe, model, seed index) at 1 thread; returns a JSON-able row."""
-    from dse.run.experiment import Augment
+    from dse.train.recipe import Augment
     from dse.models import build
     from dse.train import Recipe, train
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 import dse
 from dse.data import load_data, resize
-from dse.run.experiment import Augment
+from dse.train.recipe import Augment
 from dse.train import CL, Recipe, lr_at, steps_per_epoch, train
 from dse.space.units import fmt
 

@@ -120,7 +120,7 @@ FLAT = """
 import re, resource, sys
 import torch
 from dse.data import load_data, train_batches, val_batches
-from dse.run.experiment import Augment
+from dse.train.recipe import Augment
 
 torch.set_num_threads(1)
 aug = Augment(crop="none", flip=False)

@@ -15,7 +15,7 @@ from scipy.stats import ks_2samp
 from dse.data import (Data, crop_resize, eval_view, load_data, pad_crop, rrc_boxes, train_batches, train_view,
                       val_batches)
 from dse.errors import DseError
-from dse.run.experiment import Augment, Eval
+from dse.train.recipe import Augment, Eval
 
 
 @pytest.fixture(scope="module")

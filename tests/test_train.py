@@ -149,7 +149,7 @@ def test_no_per_step_sync_gives_the_textbook_loop_s_result(digits, crop):
     """On the CPU the trainer (device accumulators, deferred divergence checks, a disabled grad scaler) gives the
     per-step loop's errors exactly and its mean losses up to float reassociation (float32 device sums against
     float64 host sums: relative 1e-5)."""
-    from dse.run.experiment import Augment
+    from dse.train.recipe import Augment
     r = Recipe(epochs=2, batch_size=64, lr=0.2, augment=Augment(crop=crop))
     got = train(tiny, digits, r, seed=5, threads=1)
     losses, errors = reference(tiny, digits, r, 5)

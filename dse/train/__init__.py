@@ -3,6 +3,8 @@ precision, evaluation), progressive learning (progressive) and FixRes (fixres). 
 
 Layer: above dse.models, dse.space and dse.data, below dse.run. `from dse.train import train, Recipe, ...` keeps
 working as when dse.train was one module: the loop's names are looked up on first use (importing torch then)."""
+from .recipe import V2S, Augment, Eval, Progressive, Recipe
+
 
 def __getattr__(name):  # the loop (torch) on first use: `import dse.train.recipe` stays torch-free
     if not name.startswith("__") and name not in ("loop", "recipe", "progressive", "fixres"):

@@ -32,7 +32,7 @@ def check_sizes(sizes) -> list[int]:
 
 
 def errors_at(model, data, sizes, view=None) -> dict[int, float]:
-    """Top-1 validation error (%) at each test resolution, through the test view (dse.experiment.Eval)."""
+    """Top-1 validation error (%) at each test resolution, through the test view (dse.train.recipe.Eval)."""
     return {s: evaluate(model, data, res=s, view=view) for s in check_sizes(sizes)}
 
 
@@ -61,7 +61,7 @@ def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_si
              stage: str | None = None, view=None, label_smoothing: float = 0.1):
     """FixRes fine-tuning at the test size (Touvron et al. 2019, Sec. 4): only the classifier learns (SGD,
     momentum 0.9, label smoothing 0.1); the BN layers of `stage` (default the last, e.g. 's4') and of the head
-    re-estimate their running statistics; training images get the test-time view (`view`, a dse.experiment.Eval;
+    re-estimate their running statistics; training images get the test-time view (`view`, a dse.train.recipe.Eval;
     None: a plain resize) at `size`, plus the data set's flips."""
     from ..data import eval_view, normalise
     from ..data.core import take

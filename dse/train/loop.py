@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from dse.data import Data, train_batches, val_batches
 from dse.errors import DseError
-from dse.run.experiment import Recipe
+from dse.train.recipe import Recipe
 from dse.train.progressive import mixup, randaugment, schedule, set_dropout
 
 CL = torch.channels_last  # NHWC: oneDNN's and cuDNN's fast layout for convolutions (about 1.5x on this CPU)
@@ -168,7 +168,7 @@ def train(model: torch.nn.Module | Callable[[], torch.nn.Module], data: Data, re
     """Train with SGD (weight decay on all parameters) and return metrics; pass a zero-arg model builder
     (preferred: it is called right after torch.manual_seed(seed)) or a module built after seeding yourself.
 
-    `recipe.augment` is the training view and `view` the test view (dse.experiment.Eval; None: a plain resize).
+    `recipe.augment` is the training view and `view` the test view (dse.train.recipe.Eval; None: a plain resize).
     `progressive` (a dse.progressive.Progressive) raises image size, dropout, RandAugment magnitude and mixup
     alpha together over its stages; each epoch's settings are recorded with its metrics. `compile`: torch.compile
     the model (True: inductor, or a backend name); its compilation time is returned apart (`compile_time`)."""

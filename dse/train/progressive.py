@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import DseError
-from ..run.experiment import V2S, Progressive
+from .recipe import V2S, Progressive
 
 __all__ = ["Progressive", "V2S", "mixup", "randaugment", "schedule", "set_dropout"]
 
