@@ -107,10 +107,13 @@ def test_a_good_checkpoint_evaluates(checkpoint, run_cli):
 
 def test_fixres_evaluates_each_size_once(checkpoint, monkeypatch):
     # the error at the training size (8) is one of the test sizes: it is reused, not evaluated again
+    import dse.run.weights as W
     import dse.train.fixres as fx
     real, calls = fx.evaluate, []
-    monkeypatch.setattr(fx, "evaluate", lambda *a, **k: calls.append(k.get("res")) or real(*a, **k))
-    df = fx.fixres(checkpoint[0], [8, 12])
+    spy = lambda *a, **k: calls.append(k.get("res")) or real(*a, **k)  # noqa: E731
+    monkeypatch.setattr(fx, "evaluate", spy)  # errors_at's, at each test size
+    monkeypatch.setattr(W, "evaluate", spy)  # the driver's, at the training size when it is not a test size
+    df = W.fixres(checkpoint[0], [8, 12])
     assert sorted(calls) == [8, 12]
     assert df["gain"][0] == df["err@8"][0] - df["best_test_error"][0]
 
@@ -118,7 +121,7 @@ def test_fixres_evaluates_each_size_once(checkpoint, monkeypatch):
 def test_fixres_best_test_error_is_not_best_error(checkpoint):
     # in a sweep's rows best_error is the best epoch's error; fixres's best over test sizes has its own name, as
     # in the sweep's rows (best_test_error, best_test_size)
-    from dse.train.fixres import fixres
+    from dse.run.weights import fixres
     df = fixres(checkpoint[0], [8, 12])
     assert "best_error" not in df.columns
     assert df["best_test_error"][0] == min(df["err@8"][0], df["err@12"][0])

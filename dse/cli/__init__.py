@@ -259,7 +259,7 @@ def cmd_models(a) -> int:
 
 def cmd_export(a) -> int:
     from ..io import check_new
-    from ..models.export import export
+    from ..run.weights import export
 
     if a.output:
         check_new(a.output, a.force)
@@ -308,7 +308,8 @@ def cmd_search(a) -> int:
 
 
 def cmd_fixres(a) -> int:
-    from ..train.fixres import check_sizes, fixres
+    from ..run.weights import fixres
+    from ..train.fixres import check_sizes
 
     if a.test_sizes is None:  # the sweep's own test sizes: the paired summary from its table
         return _fixres_summary(a)

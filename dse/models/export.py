@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, check_prefix, checked_id
+from .config import Config
 from ..errors import DseError
 from ..io import refuse_link, write_atomic
 
@@ -82,58 +82,15 @@ def load_model(path: str | Path, **override) -> torch.nn.Module:
     return model.eval()
 
 
-def _row(run: Path, sid: str | None, best: bool) -> dict:
-    """The results row of `sid` (a unique id prefix) or of the best finished model of a sweep folder."""
-    from ..results import load_results
-
-    if not best:
-        check_prefix(sid)
-    df = load_results(run)
-    df = df[(df["repeat"] == 0)]
-    if best:
-        ok = df[(df["status"] == "ok") & df["error"].notna()].sort_values(["error", "id"])
-        if not len(ok):
-            raise DseError(f"{run}: no finished model to export")
-        return ok.iloc[0].to_dict()
-    hit = df[df["id"].astype(str).str.startswith(sid)]
-    if len(hit) != 1:
-        what = "no model" if not len(hit) else f"{len(hit)} models ({', '.join(hit['id'][:4])})"
-        raise DseError(f"{run}: {what} with id {sid!r}")
-    return hit.iloc[0].to_dict()
-
-
-def export(run: str | Path, id: str | None = None, best: bool = False, out: str | Path | None = None,
-           force: bool = False) -> Path:
-    """One model file from a sweep folder's kept weights: the weights, the config record, the recipe and data it was
-    trained with, and its result row (error, epochs...). Loads back with dse.load_model(path)."""
-    run = Path(run)
-    if (id is None) == (not best):
-        raise DseError("give one of --id ID or --best")
-    if not run.is_dir():
-        raise DseError(f"{run}: not a sweep folder")
-    r = _row(run, id, best)
-    w = run / "weights" / f"{checked_id(r, run)}.pt"
-    if not w.is_file():
-        raise DseError(f"{w}: no kept weights for {r['id']} (sweeps keep them with trial.keep_weights: true)")
-    m = read(w)
-    data = r.get("data") if isinstance(r.get("data"), dict) else None
-    recipe = r.get("recipe") if isinstance(r.get("recipe"), dict) else None
-    if data is None or recipe is None:  # a table from before rows carried them: the sweep's experiment
-        from ..run.experiment import saved
-
-        d = saved(run).to_dict()
-        data, recipe = data or d.get("data"), recipe or d.get("train")
-    net = dict(m["net"])
-    res = r.get("train_res")
-    if res is not None and res == res:  # not NaN
-        net.setdefault("res", int(res))
-    result = {k: _plain(r[k]) for k in ("error", "best_error", "epochs", "seed", "flops", "params", "acts", "exp",
-                                        "train_res", "train_flops", "train_params") if k in r}
-    out = Path(out) if out else Path(f"{r['id']}.pt")
-    blob = {"format": FORMAT, "record": json.dumps(m["config"].to_dict(), sort_keys=True), "model": m["model"],
-            "net": net, "recipe": json.dumps(recipe, default=_plain), "data": json.dumps(data, default=_plain),
-            "result": json.dumps(result, default=_plain)}
-    return _save(out, blob, force)
+def save_model(path: str | Path, weights: dict, net: dict, recipe: dict | None, data: dict | None, result: dict,
+               force: bool = False) -> Path:
+    """An exported model file: a kept-weights file's config and weights (`weights`, as read() gives them), the build
+    overrides (`net`), the recipe and data it was trained with, and its result; loads back with load_model(path)."""
+    result = {k: _plain(v) for k, v in result.items()}
+    blob = {"format": FORMAT, "record": json.dumps(weights["config"].to_dict(), sort_keys=True),
+            "model": weights["model"], "net": net, "recipe": json.dumps(recipe, default=_plain),
+            "data": json.dumps(data, default=_plain), "result": json.dumps(result, default=_plain)}
+    return _save(path, blob, force)
 
 
 def _plain(x):

@@ -1,5 +1,6 @@
 """FixRes (Touvron et al. 2019): evaluate a trained model at several test resolutions, and optionally fine-tune
-its classifier (plus the BN statistics of the last stage) at the chosen test size."""
+its classifier (plus the BN statistics of the last stage) at the chosen test size. A sweep folder's kept weights
+are evaluated by dse.run.weights.fixres."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,11 +8,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..models.config import checked_id, is_id
 from ..errors import DseError
 from ..models.export import load_model as _load
-from ..models.export import read
-from ..models.export import save_weights  # noqa: F401  (the sweep's writer of weights/<id>.pt)
 from .loop import evaluate
 
 
@@ -104,72 +102,3 @@ def finetune(model, data, size: int, epochs: int = 2, lr: float = 0.01, batch_si
             opt.step()
     model.eval()
     return model
-
-
-def fixres(run: str | Path, sizes, ids=None, top: int | None = None, tune_epochs: int = 0, data=None,
-           arm: str | None = None):
-    """Per model: the error at each test size, the best size, and (with tune_epochs) the fine-tuned error."""
-    import pandas as pd
-
-    from ..data import load_data
-    from ..run.experiment import saved
-    from ..results import load_results
-
-    run = Path(run)
-    sizes = check_sizes(sizes)
-    if not run.exists():
-        raise DseError(f"{run}: no such sweep folder or checkpoint file")
-    if run.is_file():
-        files, folder = [run], run.parent.parent
-    else:
-        wdir = run / "weights"
-        if not wdir.is_dir():
-            raise DseError(f"{run}: no kept weights (run the sweep with trial.keep_weights: true)")
-        from ..models.export import weights_name
-
-        df = load_results(run)
-        ok = df[(df["status"] == "ok") & (df["repeat"] == 0)].sort_values("error")
-        if "arm" in ok.columns and ok["arm"].notna().any():
-            arm = arm or str(ok["arm"].dropna().iloc[0])
-            ok = ok[ok["arm"].astype(str) == arm]
-        bad = [i for i in ids or () if not is_id(i)]
-        if bad:  # ids name files: well-formed ones only
-            raise DseError(f"--id: {bad[0]!r} is not a sample id (12 hexadecimal digits)")
-        if ids:
-            chosen = list(ids)
-        else:
-            chosen = [checked_id(r, run) for r in ok.iloc[: top or len(ok)].to_dict("records")]
-        files = [wdir / weights_name(i, arm) for i in chosen]
-        if not files:
-            raise DseError(f"{run}: no finished trials to evaluate")
-        folder = run
-    exp = saved(folder).arm(arm) if data is None or (folder / "experiment.yaml").is_file() else None
-    spec, view, cache = (exp.data if data is None else None), (exp.eval if exp else None), {}
-
-    def data_at(res: int):  # data.res: net trains each model at its own resolution
-        if spec.name == "imagefolder" and res not in cache:  # decoded at its training size
-            cache[res] = load_data(**spec.args(res))
-        if spec.name != "imagefolder" and "all" not in cache:  # stored at their own size: one load
-            cache["all"] = load_data(**spec.args(res))
-        return cache.get(res) or cache["all"].at(res)
-
-    rows = []
-    for f in files:
-        cfg = read(f)["config"]
-        d = data if data is not None else data_at(cfg.net.res if spec.res == "net" else int(spec.res))
-        _, model = load_model(f, d.res, d.classes)
-        if model.net.in_ch != d.channels:
-            raise DseError(f"{f}: the model takes {model.net.in_ch} input channels but {d.name} has {d.channels} "
-                           "(weights kept before dse 0.3 trained digits as 3 channels)")
-        errs = errors_at(model, d, sizes, view)
-        best = min(errs, key=errs.get)
-        at_train = errs[d.res] if d.res in errs else evaluate(model, d, view=view)
-        row = {"id": cfg.id, "space": cfg.space, "train_res": d.res, **{f"err@{s}": e for s, e in errs.items()},
-               "best_test_size": best, "best_test_error": errs[best], "gain": at_train - errs[best]}
-        if tune_epochs:
-            stage = f"s{len(cfg.net.stages)}"
-            finetune(model, d, best, tune_epochs, stage=stage, view=view)
-            row.update(tuned_stage=stage, tuned_error=evaluate(model, d, res=best, view=view))
-            row["tune_gain"] = errs[best] - row["tuned_error"]
-        rows.append(row)
-    return pd.DataFrame(rows)
