@@ -38,7 +38,8 @@ def main(exp: str = "experiments/quick.yaml") -> None:
     print(f"wall of `python -m dse sweep` (fresh process): {wall:.1f} s")
     print(f"sum of trial wall times: {trials:.1f} s; ideal wall (sum / CPUs): {ideal:.1f} s")
     print(f"ratio wall / ideal: {wall / ideal:.2f} (parallel efficiency {ideal / wall:.0%}); "
-          f"beyond ideal: {wall - ideal:.1f} s, of which {imports:.1f} s is a fresh `import dse.run.sweep, torch, ray.tune`")
+          f"beyond ideal: {wall - ideal:.1f} s, of which {imports:.1f} s is a fresh "
+          "`import dse.run.sweep, torch, ray.tune`")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,7 @@
 from .errors import DseError
 from .models.complexity import Cx, complexity, count
 from .models.config import Config, Net, Stage
-from .space.sampler import Sample, Samples, Space, load, sample
-from .space.scaled import describe
+from .space.sampler import Sample, Samples, Space, describe, load, sample
 from .space.spec import list_spaces
 from .space.zoo import list_models
 from .results import load_results

@@ -148,7 +148,7 @@ def cmd_show(a) -> int:
 
 
 def cmd_describe(a) -> int:
-    from ..space.scaled import describe
+    from ..space.sampler import describe
 
     s = describe(a.space, preset=a.preset, at_res=a.res, **parse_sets(a.set))
     rec = s.to_dict()
@@ -233,7 +233,7 @@ def cmd_run(a) -> int:
 
 
 def cmd_models(a) -> int:
-    from ..space.scaled import describe
+    from ..space.sampler import describe
     from ..space.zoo import list_models, zoo
     from ..space.units import fmt
 

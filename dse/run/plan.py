@@ -47,7 +47,7 @@ def plan(exp: Experiment) -> list[dict]:
 
 def arm_records(exp: Experiment) -> dict[str, dict]:
     """The sample record of each arm that trains one fixed network (space with set parameters or a preset)."""
-    from ..space.scaled import describe
+    from ..space.sampler import describe
 
     out = {}
     for i, a in enumerate(exp.arms):

@@ -4,8 +4,8 @@ compound-scaled configurations (scaled) and named models (zoo: the zoo spaces' p
 
 Layer: above dse.models (the sampler counts every draw with dse.models.complexity; families build Nets from the
 block registry), below data, train, run and analysis."""
-from .sampler import CHUNK, SPEC_OVERRIDES, Sample, Samples, Space, distance, inside, load, sample
-from .scaled import compound, compound_family, compound_grid, describe
+from .sampler import CHUNK, SPEC_OVERRIDES, Sample, Samples, Space, describe, distance, inside, load, sample
+from .scaled import compound, compound_family, compound_grid
 from .spec import list_spaces
 from .zoo import list_models
 

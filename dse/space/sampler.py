@@ -290,6 +290,15 @@ class Samples:
         return "\n".join(lines)
 
 
+def describe(space: str, preset: str | None = None, at_res: int | None = None, **params) -> Sample:
+    """One configuration of a space from given parameters (or a preset), with its complexity (at `at_res` if given)."""
+    sp = load(space)
+    cfg = sp.preset(preset, **params) if preset else sp.make(params)
+    if at_res:
+        cfg = Config(space=cfg.space, params=cfg.params, net=cfg.net.replace(res=at_res))
+    return Sample(cfg, complexity(cfg.net))
+
+
 def distance(cx: Cx, bands: dict) -> float:
     """How far outside the bands a complexity is (max log-ratio; 0 inside)."""
     worst = 0.0

@@ -1,5 +1,5 @@
-"""Small API helpers that the CLI and notebooks share: one configuration of a space, and compound scaling's
-configurations (one route from alpha, beta, gamma, phi to a network, for `dse scale apply` and the grid plan)."""
+"""Compound scaling's configurations: one route from alpha, beta, gamma, phi to a network (B0 of the compound space
+scaled), for `dse scale apply`, `dse scale grid` and the grid plan; the rules themselves are dse.space.scaling."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,17 +8,6 @@ from ..models.complexity import complexity
 from .sampler import Sample, load
 
 COMPOUND = "efficientnet_compound"
-
-
-def describe(space: str, preset: str | None = None, at_res: int | None = None, **params) -> Sample:
-    """One configuration of a space from given parameters (or a preset), with its complexity (at `at_res` if given)."""
-    sp = load(space)
-    cfg = sp.preset(preset, **params) if preset else sp.make(params)
-    if at_res:
-        from ..models.config import Config
-
-        cfg = Config(space=cfg.space, params=cfg.params, net=cfg.net.replace(res=at_res))
-    return Sample(cfg, complexity(cfg.net))
 
 
 def compound(alpha: float, beta: float, gamma: float, phi: float, *, width: float = 1.0, depth: float = 1.0,
