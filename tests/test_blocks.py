@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import dse
-from dse.cli import stage_table
+from dse.cli.space import stage_table
 from dse.models.complexity import complexity, count
 from dse.models.config import Net, Stage
 from dse.errors import DseError
