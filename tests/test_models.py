@@ -38,7 +38,8 @@ def test_named_structure():
 
 
 def _imports(path: Path) -> dict[str, set[str]]:
-    """dse module -> the dse modules it imports (at any level, lazy imports too)."""
+    """dse module -> the dse modules it imports (at any level, lazy imports too; relative and absolute). `from dse
+    import __version__` is left out: a constant of the root package, whose __init__ has run before any module."""
     import ast
 
     root = path.parent
@@ -49,17 +50,24 @@ def _imports(path: Path) -> dict[str, set[str]]:
         pkg = name if f.name == "__init__.py" else name.rsplit(".", 1)[0]
         deps = set()
         for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                if target == "dse" and [a.name for a in node.names] == ["__version__"]:
+                    continue
                 deps |= {f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
         graph[name] = deps & set(mods)
     return graph
 
 
 def test_no_import_cycle_and_scaling_is_a_leaf():
     graph = _imports(Path(dse.__file__))
-    assert graph["dse.space.scaling"] <= {"dse.errors"}  # pure rules: it loads no space (it did: api -> ... -> scaling -> api)
+    assert graph["dse.space.scaling"] <= {"dse.errors"}  # pure rules: it loads no space (it did once, via api)
     # packages run their __init__ first anyway; between modules there is no cycle
     packages = {k for k in graph if (Path(dse.__file__).parent.parent / k.replace(".", "/") / "__init__.py").exists()}
     graph = {k: v - packages - {k} for k, v in graph.items() if k not in packages}
@@ -76,6 +84,57 @@ def test_no_import_cycle_and_scaling_is_a_leaf():
     for m in graph:
         if m not in state:
             visit(m, [m])
+
+
+# The layers, lowest first: a module imports modules of its own layer or of lower ones, never of a higher one, nor
+# of the other layer of its rank (data and analysis know nothing of each other). errors, io, progress and results are
+# the base every layer uses (space files are read through io, a prepared cache shows progress, models are written
+# through io, and space, models and analysis read results tables: the contract between run and analysis). models
+# sits below space: the band sampler counts every draw with dse.models.complexity and families build Nets from the
+# block registry, while models need nothing from a space (named models, presets of spaces, are dse.space.zoo).
+# analysis reads results tables (and the spaces' rules: the width rule, a space's ranges) and sits below train and
+# run, so it imports nothing that trains; run imports it (dse run writes the report, dse status the medians).
+LAYERS = {  # layer: (rank, its top-level modules and subpackages)
+    "base": (0, ("dse.errors", "dse.io", "dse.progress", "dse.results")),
+    "models": (1, ("dse.models",)),
+    "space": (2, ("dse.space",)),
+    "data": (3, ("dse.data",)),
+    "analysis": (3, ("dse.analysis",)),
+    "train": (4, ("dse.train",)),
+    "run": (5, ("dse.run",)),
+    "top": (6, ("dse", "dse.__main__", "dse.cli")),  # the root package's API and the command
+}
+
+
+def _layer(module: str) -> str:
+    """The layer of a module: the one that lists it (a top-level module) or its subpackage."""
+    sub = ".".join(module.split(".")[:2])
+    for name, (_, members) in LAYERS.items():
+        if module in members or sub in members and sub != module:
+            return name
+    raise AssertionError(f"{module}: in no layer (add it to LAYERS)")
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    """The imports that break the layering."""
+    return [f"{m} ({_layer(m)}) imports {d} ({_layer(d)})" for m, deps in sorted(graph.items()) for d in sorted(deps)
+            if _layer(d) != _layer(m) and LAYERS[_layer(d)][0] >= LAYERS[_layer(m)][0]]
+
+
+def test_layers():
+    graph = _imports(Path(dse.__file__))
+    assert _upward(graph) == []
+    # the rule can fail: an upward import, and one between the two packages of layer 3
+    assert _upward({"dse.space.sampler": {"dse.run.plan"}, "dse.analysis.edf": {"dse.data.core"},
+                    "dse.run.plan": {"dse.space.sampler"}}) == [
+        "dse.analysis.edf (analysis) imports dse.data.core (data)",
+        "dse.space.sampler (space) imports dse.run.plan (run)"]
+    # each subpackage is in pyproject's package list (an installed dse has every one)
+    import re
+
+    root = Path(dse.__file__).parent.parent
+    listed = re.search(r"^packages = \[(.*)\]$", (root / "pyproject.toml").read_text(), re.M).group(1)
+    assert {m for m in graph if (root / m.replace(".", "/")).is_dir()} <= set(re.findall(r'"([\w.]+)"', listed))
 
 
 # ---------------------------------------------------------------- named models

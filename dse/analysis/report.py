@@ -314,7 +314,7 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     from .rank import epoch_rank
     from .table import ascending, by_run_and_space, finished
 
-    import dse
+    from dse import __version__
 
     df = by_run_and_space(df)
     f = finished(df, metric)
@@ -334,7 +334,7 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     direction = "lower is better" if ascending(metric) else "higher is better"
     head = (f"<h1>{html.escape(title)}</h1>\n<p>{len(f)} models finished ({_others(df, len(f))}) from "
             f"{html.escape(runs)}; spaces: {html.escape(', '.join(spaces))}; metric: "
-            f"<code>{html.escape(metric)}</code> ({direction}); report by dse {dse.__version__}.</p>\n")
+            f"<code>{html.escape(metric)}</code> ({direction}); report by dse {__version__}.</p>\n")
     if too_small(cmp):
         head += (f'<div class="banner">Too small for conclusions: {int(per.min())} models in the smallest space; the '
                  f"verdicts need at least {MIN_N} per space. The curves and tables below describe these models, not "
