@@ -102,7 +102,7 @@ LAYERS = {  # layer: (rank, its top-level modules and subpackages)
     "analysis": (3, ("dse.analysis",)),
     "train": (4, ("dse.train",)),
     "run": (5, ("dse.run",)),
-    "top": (6, ("dse", "dse.__main__", "dse.cli")),  # the root package's API and the command
+    "top": (6, ("dse", "dse.__main__", "dse.cli", "dse.regnet")),  # the root API, the command, deprecated aliases
 }
 
 
@@ -135,6 +135,19 @@ def test_layers():
     root = Path(dse.__file__).parent.parent
     listed = re.search(r"^packages = \[(.*)\]$", (root / "pyproject.toml").read_text(), re.M).group(1)
     assert {m for m in graph if (root / m.replace(".", "/")).is_dir()} <= set(re.findall(r'"([\w.]+)"', listed))
+
+
+def test_old_regnet_path_warns_and_still_works():
+    # the one old module path a notebook used (dse 0.3 moved the width rule to dse.space.regnet)
+    import importlib
+    import sys
+
+    import dse.space.regnet
+
+    sys.modules.pop("dse.regnet", None)
+    with pytest.warns(DeprecationWarning, match=r"dse\.regnet is deprecated: import from dse\.space\.regnet"):
+        old = importlib.import_module("dse.regnet")
+    assert old.quantized_widths is dse.space.regnet.quantized_widths
 
 
 # ---------------------------------------------------------------- named models
