@@ -22,7 +22,7 @@ w0 wm^s (wm - 1) < q: impossible in RegNet's wm >= 1.5 except for widths below 2
 Widths that are not quantized-linear (AnyNet, non-multiples of q, group-adjusted RegNets) get the cheapest
 assignment found within a work allowance, searched with budgets rising to the e_fit of a vectorised zooming grid
 search (which also covers fits whose stage boundaries differ from the target's runs); the better of the two wins.
-Group-adjusted widths (dse.regnet.regnet_stages) mostly leave a residual: adjust_compat rounds each stage width to
+Group-adjusted widths (dse.space.regnet.regnet_stages) mostly leave a residual: adjust_compat rounds each stage width to
 a multiple of g *after* quantization, moving it by up to g/2 (X-400MF: 24 -> 32 with g = 16) while keeping the
 stage depths, and no (w0, wa, wm) satisfies both. E.g. X-400MF [32, 64, 160, 384] x [1, 2, 7, 12]: the widths need
 wm in (2.364, 2.402), the depths need wm in (2.491, 4.594), so the search proves e_fit > 0. The residual is at most

@@ -2,7 +2,7 @@
 module, side by side, so that a new block type is one entry here (and its test). Importing it does not import torch.
 
 A counter takes (h, w, w_in, w_out, stride, *fields, se, act) and returns (h_out, w_out, flops, params, acts); the
-module builder takes the same arguments without (h, w). Both are called with the arguments that dse.arch.layout
+module builder takes the same arguments without (h, w). Both are called with the arguments that dse.models.arch.layout
 derives from a Stage, so they see the same layout. Modules use pycls's names where pycls has the block.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Exact analytic complexity (flops, params, acts) of a Net without building it, plus fvcore counting for any module.
 
-The walk is dse.arch.layout (the builder's too); each step is counted by its block's registry entry
+The walk is dse.models.arch.layout (the builder's too); each step is counted by its block's registry entry
 (dse.models.blocks) with the primitives of dse.models.cx, whose docstring states the convention (pycls's).
 """
 from __future__ import annotations

@@ -31,7 +31,7 @@ def _per_space(exp: Experiment) -> tuple[list[dict], list[dict]]:
         spaces = sorted({r["space"] for r in recs})
         return recs, [{"space": s, "trials": sum(r["space"] == s for r in recs)} for s in spaces]
     recs, rows = [], []
-    for space in exp.spaces:  # as dse.plan.plan samples them, keeping the sampler's counts
+    for space in exp.spaces:  # as dse.run.plan.plan samples them, keeping the sampler's counts
         res = sample(space, exp.n, seed=exp.seed, workers=1, **exp.bands)
         recs += [s.to_dict() for s in res]
         rows.append({"space": res.space, "trials": len(res), "accepted": len(res), "tried": res.tried,

@@ -124,7 +124,7 @@ class Trial:
 
     @property
     def device_name(self) -> str:
-        """The device the trial trains on (dse.resources.device_for)."""
+        """The device the trial trains on (dse.run.resources.device_for)."""
         return device_for(self.device, self.gpus)
 
 
@@ -209,7 +209,7 @@ def parse_budget(v) -> tuple[str, float]:
 @dataclass(frozen=True)
 class Search:
     """`dse search`: the budget (trials or wall time), the scheduler (ASHA or none), the searcher (random draws from
-    the band sampler, or Optuna's TPE), ASHA's grace period (epochs; null: from the recipe, see dse.search) and
+    the band sampler, or Optuna's TPE), ASHA's grace period (epochs; null: from the recipe, see dse.run.search) and
     reduction factor, and caps on trials (for time budgets) and on band refusals per suggestion."""
 
     budget: int | str = 32

@@ -11,7 +11,7 @@ def run(exp: Experiment, out: str | Path, *, address: str | None = None, verbose
     """Sweep exp into out (continuing it when out holds it), then write out/edf.png and out/report.html.
 
     Returns (results DataFrame, {"results", "edf", "report": paths}, the terminal lines: summary, noise floor and
-    verdicts). An interrupted sweep raises dse.sweep.Interrupted and writes no figure or report."""
+    verdicts). An interrupted sweep raises dse.run.sweep.Interrupted and writes no figure or report."""
     from ..analysis import claims
     from ..analysis.compare import default_by, verdict_lines
     from ..analysis.noise import noise

@@ -224,7 +224,7 @@ def check(exp: Experiment) -> Experiment:
 def search(exp: Experiment, out: str | Path, *, address: str | None = None, resume: bool = False, verbose: int = 0,
            progress: bool = True, csv: bool = False) -> Path:
     """Search one space inside its band for the best model within the experiment's search budget; returns the
-    folder. The lock, resume and interrupt rules of a sweep apply (dse.sweep); a larger budget grows a search."""
+    folder. The lock, resume and interrupt rules of a sweep apply (dse.run.sweep); a larger budget grows a search."""
     from ray.tune.schedulers import ASHAScheduler
 
     from ..space.sampler import load
@@ -238,7 +238,7 @@ def search(exp: Experiment, out: str | Path, *, address: str | None = None, resu
     exp, recs, data, lock = folder(exp, out, resume, _plan)
     try:
         s = exp.search
-        # rungs below the last epoch; the last epoch arrives once, with the trial's row (dse.trial)
+        # rungs below the last epoch; the last epoch arrives once, with the trial's row (dse.run.trial)
         sched = (ASHAScheduler(time_attr="epoch", metric="val_error", mode="min", max_t=exp.train.epochs,
                                grace_period=grace(s, exp.train.epochs), reduction_factor=s.reduction)
                  if s.scheduler == "asha" else None)

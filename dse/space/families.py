@@ -115,7 +115,7 @@ def effnet(spec: dict, p: dict) -> Net:
 def check(path, family: str, spec: dict, params=()) -> None:
     """Load-time checks that a space only names what can be built: its act, its block types (top-level `block`,
     `params.block`, `base[i].block`) against the registry and the family, odd kernels, positive expansions, the
-    `scale:` base, and each preset's own backbone and act. `params` are the space's dse.params.Param."""
+    `scale:` base, and each preset's own backbone and act. `params` are the space's dse.space.params.Param."""
     def err(key, why):
         return DseError(f"{path}: {key}: {why}")
 

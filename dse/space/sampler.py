@@ -56,7 +56,7 @@ class Space:
 
     @property
     def exprs(self) -> tuple:
-        """The expression constraints (dse.expr.Expr: text only, so the Space still pickles to workers)."""
+        """The expression constraints (dse.space.expr.Expr: text only, so the Space still pickles to workers)."""
         from .expr import Expr
 
         return tuple(Expr(text, frozenset(self.names)) for kind, text in self.constraints if kind == "expr")

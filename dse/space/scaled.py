@@ -25,7 +25,7 @@ def compound(alpha: float, beta: float, gamma: float, phi: float, *, width: floa
     p = {"alpha": alpha, "beta": beta, "gamma": gamma, "phi": phi}
     if dropout is not None:
         p["dropout"] = dropout
-    cfg = sp.make(p, check=False)  # any phi that dse.scaling.check_phi allows, not only the space's sampled range
+    cfg = sp.make(p, check=False)  # any phi that dse.space.scaling.check_phi allows, not only the space's sampled range
     return Sample(cfg, complexity(cfg.net))
 
 
@@ -47,7 +47,7 @@ def compound_family(alpha: float, beta: float, gamma: float, phis=range(0, 8), b
 def compound_grid(step: float = 0.05, tol: float = 0.05, max_value: float = 2.0, phi: float = 1, *,
                   width: float = 1.0, depth: float = 1.0, res: int = 224, dropout: float = 0.0,
                   space: str = COMPOUND) -> list[Sample]:
-    """EfficientNet's step 1: one scaled base per (alpha, beta, gamma) of dse.scaling.grid, at phi; in grid order,
+    """EfficientNet's step 1: one scaled base per (alpha, beta, gamma) of dse.space.scaling.grid, at phi; in grid order,
     one Sample per point (several points can build the same network: keep the first of an id)."""
     from .scaling import grid
 

@@ -1,6 +1,6 @@
 """EfficientNet compound scaling (Tan & Le 2019) as pure rules: width/depth rounding, the compound multipliers, and
-the alpha/beta/gamma grid. Networks are made from them in one place (dse.families.effnet, called by
-dse.api.compound); this module imports nothing of dse but its error type.
+the alpha/beta/gamma grid. Networks are made from them in one place (dse.space.families.effnet, called by
+dse.space.scaled.compound); this module imports nothing of dse but its error type.
 
 Depth scales by alpha**phi, width by beta**phi and resolution by gamma**phi, with alpha * beta^2 * gamma^2 ~ 2
 so that flops grow about 2**phi. Note: the published B1-B7 coefficients (width/depth/resolution 1.0/1.1/240,
@@ -28,7 +28,7 @@ def round_repeats(d: int, m: float = 1.0) -> int:
     return int(math.ceil(d * m))
 
 
-MAX_RES = 4096  # the largest resolution a space file may declare (dse.spec.LIMITS)
+MAX_RES = 4096  # the largest resolution a space file may declare (dse.space.spec.LIMITS)
 MAX_SCALE = 100.0  # the largest depth or width multiplier (B7's are 3.1 and 2.0)
 
 

@@ -169,7 +169,7 @@ def train(model: torch.nn.Module | Callable[[], torch.nn.Module], data: Data, re
     (preferred: it is called right after torch.manual_seed(seed)) or a module built after seeding yourself.
 
     `recipe.augment` is the training view and `view` the test view (dse.train.recipe.Eval; None: a plain resize).
-    `progressive` (a dse.progressive.Progressive) raises image size, dropout, RandAugment magnitude and mixup
+    `progressive` (a dse.train.recipe.Progressive) raises image size, dropout, RandAugment magnitude and mixup
     alpha together over its stages; each epoch's settings are recorded with its metrics. `compile`: torch.compile
     the model (True: inductor, or a backend name); its compilation time is returned apart (`compile_time`)."""
     t0 = time.perf_counter()
