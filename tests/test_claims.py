@@ -192,3 +192,18 @@ def test_fixres_control_is_a_paired_difference_in_differences():
     assert (c["size"], c["n"], c["delta"]) == (20, 12, pytest.approx(-3.0))
     assert fixres.lines(df)[-1] == ("rrc against pad: the change from 16 px to 20 px beats pad's change: -3.0 points "
                                     "[-3.0, -3.0], n = 12 models, noise floor not measured")
+
+
+@pytest.mark.parametrize("name, arms, per_arm, extra", [
+    ("fixres", ["rrc", "pad"], 12, 4),  # 12 models x 2 arms, 4 noise repeats of rrc's models
+    ("progressive", ["fixed", "progressive", "progressive_fixed_reg"], 12, 4),
+])
+def test_claim_experiments_plan_what_they_claim(name, arms, per_arm, extra):
+    from dse.run.plan import plan, points
+
+    e = load(ROOT / "experiments" / f"{name}.yaml")
+    pts = points(e, plan(e))
+    assert [a.name for a in e.arms] == arms and e.noise.models * e.noise.repeats == extra
+    assert {a: sum(p["arm"] == a for p in pts) for a in arms} == {a: per_arm for a in arms}
+    ids = {a: sorted(p["sample"]["id"] for p in pts if p["arm"] == a) for a in arms}
+    assert all(ids[a] == ids[arms[0]] for a in arms)  # the same models in every arm: paired

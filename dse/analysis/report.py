@@ -335,7 +335,10 @@ def report_html(df: pd.DataFrame, *, metric: str = "error", title: str = "dse re
     head = (f"<h1>{html.escape(title)}</h1>\n<p>{len(f)} models finished ({_others(df, len(f))}) from "
             f"{html.escape(runs)}; spaces: {html.escape(', '.join(spaces))}; metric: "
             f"<code>{html.escape(metric)}</code> ({direction}); report by dse {__version__}.</p>\n")
-    if too_small(cmp):
+    if too_small(cmp) and by == "arm":
+        head += (f'<div class="banner">Too small for conclusions: {int(cmp[["n_a", "n_b"]].to_numpy().min())} units '
+                 f"on a side in the smallest comparison of arms (see each verdict for what it needs).</div>\n")
+    elif too_small(cmp):
         head += (f'<div class="banner">Too small for conclusions: {int(per.min())} models in the smallest space; the '
                  f"verdicts need at least {MIN_N} per space. The curves and tables below describe these models, not "
                  f"the design spaces.</div>\n")

@@ -411,8 +411,10 @@ def _parse(d: dict, path: str) -> Experiment:
     sec = {k: (cls.from_dict(d[k]) if hasattr(cls, "from_dict") else _from_dict(cls, d[k], k))
            if d.get(k) is not None else None for k, cls in SECTIONS.items()}
     samples, grid = d.get("samples"), sec["grid"]
-    if not spaces and not samples and not grid:
-        raise DseError("spaces: give a list of spaces (with n and a band), a samples file, or a grid")
+    fixed_arms = bool(d.get("arms")) and all(isinstance(a, dict) and a.get("space") for a in d["arms"])
+    if not spaces and not samples and not grid and not fixed_arms:
+        raise DseError("spaces: give a list of spaces (with n and a band), a samples file, a grid, or arms that each "
+                       "name a network")
     n = d.get("n", 0)
     if spaces and not samples and not grid and not sec["search"] and not (_int(n) and 1 <= n <= MAX_N):
         raise DseError(f"n: must be an integer in 1..{MAX_N}, got {n!r}")
