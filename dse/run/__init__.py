@@ -1,7 +1,8 @@
 """Running experiments: experiment files as typed sections (experiment), what to train (plan), one Ray trial and its
 row (trial), Ray start and addresses (cluster), the device rule and Ray's request (resources), the driver (sweep:
-lock, progress, resume, interrupts), search (ASHA, TPE), status, live curves (curves), --dry-run (dryrun) and the
-whole protocol in one call (pipeline).
+lock, progress, resume, interrupts), search (ASHA, TPE), status, live curves (curves), --dry-run (dryrun), the
+whole protocol in one call (pipeline) and a sweep's kept weights (weights: export, fixres; it imports torch, so it is
+not imported here).
 
 Layer: the highest below the CLI; it may import every lower layer (space, models, data, train, analysis).
 `dse.run(exp, out)` calls dse.run.pipeline.run: this package is callable, as dse.run was a function before it was a
