@@ -91,16 +91,28 @@ def test_out_of_memory_lines():
         "machine with more memory")
 
 
+PEAK = """
+import numpy as np
+from dse.run.resources import Meter
+m = Meter("cpu").start()
+assert m.kind == "rss" and m.total() is None
+base = m.peak()
+x = np.ones(64 << 20, dtype=np.uint8)  # 64 MB touched
+grown = m.peak()
+del x
+assert base is not None and grown - base >= 60 << 20, (base, grown)
+again = Meter("cpu").start().peak()  # a new trial in the same (reused) process starts from today's RSS
+assert again < grown, (again, grown)
+"""
+
+
 def test_peak_memory_on_the_cpu_is_this_trial_s():
-    m = Meter("cpu").start()
-    assert m.kind == "rss" and m.total() is None
-    base = m.peak()
-    x = np.ones(64 << 20, dtype=np.uint8)  # 64 MB touched
-    grown = m.peak()
-    del x
-    assert base is not None and grown - base >= 60 << 20
-    again = Meter("cpu").start().peak()  # a new trial in the same (reused) process starts from today's RSS
-    assert again < grown
+    """In a fresh process, so that memory freed by earlier tests (resident, reusable) cannot hide the growth."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", PEAK], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
 
 
 def test_take_reads_only_its_rows():
