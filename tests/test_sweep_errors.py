@@ -27,7 +27,7 @@ def closed_port() -> int:
 def exp_file(tmp_path, text=None, **change) -> Path:
     d = {**GOOD}
     for k, v in change.items():
-        d[k] = {**d[k], **v} if isinstance(v, dict) else v
+        d[k] = {**d.get(k, {}), **v} if isinstance(v, dict) else v
     p = tmp_path / "exp.yaml"
     p.write_text(text if text is not None else yaml.safe_dump(d))
     return p
@@ -145,3 +145,25 @@ def test_ray_address_env_is_checked_like_address(tmp_path, run_cli, monkeypatch)
     from dse.run.sweep import check_address
     with pytest.raises(DseError, match=f"no Ray cluster reachable at 127.0.0.1:{port}"):
         check_address(None)
+
+
+def test_bad_real_data_is_one_line_and_no_folder(tmp_path, run_cli):
+    """Issue 15's bad inputs, through `dse sweep`: a corrupt IDX file, a subset larger than the data, bad crops."""
+    import gzip
+
+    from test_data import write_idx
+    idx = tmp_path / "idx"
+    write_idx(idx, n_train=30, n_test=10)
+    f = idx / "train-images-idx3-ubyte.gz"
+    f.write_bytes(gzip.compress(gzip.decompress(f.read_bytes())[:-5]))
+    mnist = {"name": "mnist", "res": 8}
+    check_error(run_cli, tmp_path, [exp_file(tmp_path, data=mnist), "--data-path", idx], "train-images-idx3-ubyte.gz",
+                "truncated")
+    write_idx(idx, n_train=30, n_test=10)
+    check_error(run_cli, tmp_path, [exp_file(tmp_path, data={**mnist, "n_train": 31}), "--data-path", idx],
+                "n_train: 31 is larger than the training set of mnist (30 images)")
+    check_error(run_cli, tmp_path, [exp_file(tmp_path, train={"augment": {"crop": "rrc", "scale": [0.5, 1.5]}})],
+                "train.augment.scale: must be [low, high] with 0 < low <= high <= 1")
+    check_error(run_cli, tmp_path, [exp_file(tmp_path, eval={"crop": "center", "resize": 0.9})],
+                "eval.resize: must be a number in [1, 10]")
+    check_error(run_cli, tmp_path, [exp_file(tmp_path, data={"val": "test"})], "data.val: test: digits has no test split")
