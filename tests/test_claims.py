@@ -207,3 +207,23 @@ def test_claim_experiments_plan_what_they_claim(name, arms, per_arm, extra):
     assert {a: sum(p["arm"] == a for p in pts) for a in arms} == {a: per_arm for a in arms}
     ids = {a: sorted(p["sample"]["id"] for p in pts if p["arm"] == a) for a in arms}
     assert all(ids[a] == ids[arms[0]] for a in arms)  # the same models in every arm: paired
+
+
+def test_scaling_experiment_plans_one_network_per_arm_near_its_flops_target():
+    """experiments/efficientnet_scaling.yaml: 8 arms of 6 seeds each, one network per arm, whose FLOPs (the counter's,
+    checked against fvcore elsewhere) are within 10% of the 2x or 4x its name says, relative to the proxy base."""
+    import dse
+    from dse.run.plan import plan, points
+
+    e = load(ROOT / "experiments" / "efficientnet_scaling.yaml")
+    pts = points(e, plan(e))
+    names = [a.name for a in e.arms]
+    assert sorted(names) == sorted(f"{k}@{t}x" for k in ("width", "depth", "resolution", "compound_paper")
+                                   for t in (2, 4))
+    base = dse.describe("efficientnet_fmnist", width=0.25, depth=1.0, res=14).cx.flops
+    for a in names:
+        mine = [p for p in pts if p["arm"] == a]
+        assert sorted(p["repeat"] for p in mine) == list(range(6))
+        assert len({p["sample"]["id"] for p in mine}) == 1
+        target = int(a.split("@")[1].rstrip("x"))
+        assert abs(mine[0]["sample"]["flops"] / base - target) <= 0.1 * target, a

@@ -111,6 +111,17 @@ def test_describe_errors(run_cli):
     one_line_error(*run_cli("describe", "--space", "regnetx", "--set", "d=22", "zz=1"), "unknown parameter", "zz")
     one_line_error(*run_cli("describe", "--space", "regnetx", "--set", "d=22"), "missing value", "w0")
     one_line_error(*run_cli("describe", "--space", "regnetx", "--preset", "999mf"), "no preset")
+    one_line_error(*run_cli("describe", "--space", "efficientnet_fmnist_compound", "--set", "phi=1"),
+                   "compound scaling needs alpha, beta, gamma")
+
+
+def test_describe_set_repeats_accumulate(run_cli):
+    """`--set a=1 --set b=2` means both, as `--set a=1 b=2` does (argparse's default would keep only the last)."""
+    one = run_cli("describe", "--space", "regnetx", "--set", "d=22", "w0=24", "wa=24.48", "wm=2.54", "g=16", "--json")
+    rep = run_cli("describe", "--space", "regnetx", "--set", "d=22", "w0=24", "--set", "wa=24.48", "wm=2.54",
+                  "--set", "g=16", "--json")
+    assert one[0] == rep[0] == 0, (one[2], rep[2])
+    assert json.loads(one[1])["flops"] == json.loads(rep[1])["flops"]
 
 
 def test_real_process_has_no_traceback(tmp_path):

@@ -42,7 +42,8 @@ def build_parser() -> Parser:
              "dse describe --space regnetx --set d=22 w0=24 wa=24.48 wm=2.54 g=16\n"
              "dse describe --space regnety --preset 800mf --json")
     s.add_argument("--space", required=True, help=space_help)
-    s.add_argument("--set", nargs="+", metavar="K=V", help="parameter values, e.g. d=22 w0=24 wa=24.48 wm=2.54 g=16")
+    s.add_argument("--set", nargs="+", action="extend", metavar="K=V",
+                   help="parameter values, e.g. d=22 w0=24 wa=24.48 wm=2.54 g=16 (repeatable)")
     s.add_argument("--preset", help="a named preset of the space, e.g. 400mf for regnetx")
     s.add_argument("--res", type=ranged(int, 1, 4096), help="resolution for the complexity (default: the space's)")
     s.add_argument("--json", action="store_true", help="print JSON")

@@ -90,6 +90,8 @@ def effnet(spec: dict, p: dict) -> Net:
     n = len(base)
     if p.get("phi") is not None:
         sc = spec.get("scale", {})
+        missing = [k for k in ("alpha", "beta", "gamma") if p.get(k) is None]
+        _check(not missing, f"compound scaling needs {', '.join(missing)} with phi")
         dm, wm, res = compound(p["alpha"], p["beta"], p["gamma"], p["phi"], int(spec.get("res", 224)))
         dm, wm = dm * sc.get("depth", 1.0), wm * sc.get("width", 1.0)
     else:
