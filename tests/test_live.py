@@ -141,3 +141,18 @@ def test_dry_run_prints_the_plan_and_a_cost_and_makes_nothing(tmp_path, run_cli)
     code, text, _ = run_cli("sweep", exp, "--dry-run", "--out", run)
     assert code == 0 and "the median finished trial of" in text and "took 7s (3 trials)" in text
     assert "3 already done" in text and "estimate: about" in text
+
+
+def test_the_writer_pickles_with_trials_open_and_an_arm_trial_closes(tmp_path):
+    """Ray Tune pickles the driver's callbacks when a sweep starts its second Tuner (the noise repeats): a writer
+    with open event files must still pickle (their queue cannot), and an arm trial's writer closes by its own key."""
+    import pickle
+
+    live = Live(tmp_path)
+    p = {**point("aaa"), "arm": "rrc"}
+    live.epoch(p, result(1, 50.0))
+    assert list(live.writers) == ["aaa@rrc"]
+    copy = pickle.loads(pickle.dumps(live))
+    assert copy.writers == {} and copy.path == live.path
+    live.close("aaa@rrc")
+    assert live.writers == {}

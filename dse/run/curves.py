@@ -99,6 +99,11 @@ class Live:
                 w.add_scalar("epoch_time" if m == "time" else m, rec[m], rec["epoch"])
         w.flush()
 
+    def __getstate__(self) -> dict:
+        """Ray Tune pickles its callbacks (and so this writer) when a sweep starts a second Tuner in the same driver
+        (the noise floor's repeats): open event-file writers hold a multiprocessing queue and do not travel."""
+        return {**self.__dict__, "writers": {}}
+
     def close(self, key: str) -> None:
         w = self.writers.pop(key, None)
         if w is not None:

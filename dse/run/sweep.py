@@ -157,7 +157,7 @@ def _callback(results: ResultsLog, counts: Counts, ctx: dict, errors: Path, upda
                 raise OSError(28, "No space left on device")
             curve = self.curves.pop(trial.trial_id, [])
             if live is not None:
-                live.close(planning.key(point["sample"]["id"], point.get("repeat", 0)))
+                live.close(planning.key(point["sample"]["id"], point.get("repeat", 0), point.get("arm")))
             if r is None:
                 rep = point.get("repeat", 0)
                 r = row(point["sample"], rep, ctx, None, _last_line(text),
@@ -345,7 +345,10 @@ class Driver:
                 callbacks=[self.callback], failure_config=tune.FailureConfig(max_failures=exp.trial.retries),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
-        tuner.fit()
+        try:
+            tuner.fit()
+        finally:
+            self.live.close_all()  # a trial Tune ended without a completion event leaves no open event file
 
     def _on_signal(self, signum, frame):
         if "signal" in self.stop:
