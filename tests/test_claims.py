@@ -108,6 +108,10 @@ def test_fixres_summary_is_paired_over_models():
                         "models, noise floor 0.7 points")
     assert lines[1].startswith("fine-tuning the classifier and BN at 20 px (the best of 3) beats testing at 16 px "
                                "without it: -2.0 points")
+    # both adapted: (e - 2.0) - (e - 0.1) for every model
+    assert (s["adapted"]["size"], s["adapted"]["delta"]) == (20, pytest.approx(-1.9))
+    assert lines[2] == ("fine-tuned at both sizes, testing at 20 px beats 16 px: -1.9 points [-1.9, -1.9], n = 12 "
+                        "models, noise floor 0.7 points")
     with pytest.raises(DseError, match="no test_errors"):
         fixres.summary(fixres_table().drop(columns="test_errors"))
 

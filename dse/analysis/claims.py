@@ -46,9 +46,17 @@ def figures(df: pd.DataFrame) -> list[tuple[str, callable]]:
     return out
 
 
+def _floor(df: pd.DataFrame) -> str:
+    """The run's noise floor as a figure states it."""
+    from dse.analysis.noise import noise
+
+    nz = noise(df).noise
+    return f"noise floor {nz:.2g} points (median seed std)" if np.isfinite(nz) else "noise floor not measured"
+
+
 def fixres_figure(df: pd.DataFrame) -> Figure:
-    """Per arm: the paired delta (error at size - error at the training size) with its 95% interval, and the
-    fine-tuned delta where measured."""
+    """Per arm: the paired delta (error at size - error at the training size) with its 95% interval, and, where
+    measured, the same after fine-tuning at each size (dashed, still against the training size without it)."""
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
     r, n = None, 0
@@ -61,15 +69,17 @@ def fixres_figure(df: pd.DataFrame) -> Figure:
         c = f"C{i}"
         ax.errorbar(x + 0.1 * i, y, yerr=err, color=c, marker="o", ms=4, capsize=3, lw=1.2,
                     label=f"{arm or 'all'}: tested at each size")
-        if s["finetune"]:
-            f = s["finetune"]
-            ax.errorbar([f["size"] + 0.1 * i], [f["delta"]], yerr=[[f["delta"] - f["ci_low"]], [f["ci_high"] -
-                        f["delta"]]], color=c, marker="*", ms=10, capsize=3, ls="none",
-                        label=f"{arm or 'all'}: fine-tuned at {f['size']} px")
+        if s["tuned"]:
+            x = np.array([d["size"] for d in s["tuned"]], float)
+            y = np.array([d["delta"] for d in s["tuned"]])
+            err = np.array([[d["delta"] - d["ci_low"], d["ci_high"] - d["delta"]] for d in s["tuned"]]).T
+            ax.errorbar(x + 0.1 * i + 0.2, y, yerr=err, color=c, marker="*", ms=8, capsize=3, lw=1.2, ls="--",
+                        label=f"{arm or 'all'}: fine-tuned at each size (best {s['finetune']['size']} px)")
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlabel("test size (px)")
     ax.set_ylabel(f"error - error at {r} px (points)")
-    ax.set_title(f"Trained at {r} px: paired change in error, n = {n} models, 95% bootstrap intervals", fontsize=9)
+    ax.set_title(f"Trained at {r} px: error at each test size minus error at {r} px without fine-tuning\n"
+                 f"paired over n = {n} models, 95% bootstrap intervals; {_floor(df)}", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     return fig
 
@@ -90,7 +100,7 @@ def progress_figure(df: pd.DataFrame) -> Figure:
         ax.fill_between(np.median(secs, 0), *np.quantile(errs, [0.25, 0.75], 0), color=f"C{i}", alpha=0.12, lw=0)
     ax.set_xlabel("training time, median over runs (s, validation included)")
     ax.set_ylabel("validation error (%)")
-    ax.set_title("Median error per epoch (band: the runs' q25-q75)", fontsize=9)
+    ax.set_title(f"Median error per epoch (band: the runs' q25-q75); {_floor(df)}", fontsize=9)
     ax.legend(fontsize=8, frameon=False)
     return fig
 
@@ -118,6 +128,7 @@ def scaling_figure(df: pd.DataFrame) -> Figure:
     ax.set_xscale("log")
     ax.set_xlabel("training multiply-adds per image (at the arm's resolution)")
     ax.set_ylabel("error (%)")
-    ax.set_title("Mean error over seeds, 95% t intervals", fontsize=9)
+    ax.set_title(f"Mean error over each network's seeds (n beside each point), 95% t intervals\n{_floor(df)}",
+                 fontsize=9)
     ax.legend(fontsize=8, frameon=False)
     return fig

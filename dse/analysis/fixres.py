@@ -61,7 +61,10 @@ def summary(df: pd.DataFrame, arm: str | None = None, seed: int = 0) -> dict:
     """{"arm", "train_size", "sizes": [{size, n, mean_error, delta, ci_low, ci_high}], "finetune": {the same keys
     for the size where fine-tuning gives the lowest mean error} or None}. delta at a size is the paired mean of
     (error at size - error at the training size r); finetune's delta is (error after fine-tuning at its size - error
-    at r without it), FixRes's headline comparison."""
+    at r without it), FixRes's headline comparison. "adapted" (None when fine-tuning is best at r itself) has the
+    same keys: (error after fine-tuning at finetune's size - error after fine-tuning at r), the test size's gain once
+    both are adapted, which fine-tuning's own gain (an extra epoch at a low rate) cannot explain. "tuned" lists,
+    per size, finetune's comparison at that size."""
     if "test_errors" not in df.columns:
         raise DseError("no test_errors in the table: train with trial.test_sizes (FixRes)")
     t = finished(df)
@@ -74,11 +77,14 @@ def summary(df: pd.DataFrame, arm: str | None = None, seed: int = 0) -> dict:
     te = _sizes(t["test_errors"])
     base = te[r] if r in te.columns else pd.to_numeric(t["error"], errors="coerce")
     sizes = [_delta(te[s], base, s, [seed, s]) for s in te.columns]
-    out = {"arm": arm, "train_size": r, "sizes": sizes, "finetune": None}
+    out = {"arm": arm, "train_size": r, "sizes": sizes, "finetune": None, "adapted": None, "tuned": []}
     if "tuned_errors" in t.columns and t["tuned_errors"].map(lambda d: isinstance(d, dict) and len(d) > 0).any():
         tu = _sizes(t["tuned_errors"])
         best = int(tu.mean().idxmin())
+        out["tuned"] = [_delta(tu[c], base, c, [seed, c, 1]) for c in tu.columns]
         out["finetune"] = _delta(tu[best], base, best, [seed, best, 1])
+        if best != r and r in tu.columns:  # both fine-tuned: the size's own effect, without fine-tuning's gain
+            out["adapted"] = _delta(tu[best], tu[r], best, [seed, best, 3])
     return out
 
 
@@ -131,6 +137,9 @@ def lines(df: pd.DataFrame, noise: float = math.nan, min_n: int = MIN_N, seed: i
             k = len(s["sizes"])
             out.append(who + _line(ft, r, "fine-tuning the classifier and BN at", f"{ft['size']} px (the best of {k})",
                                    floor, min_n, against=f"testing at {r} px without it"))
+        if s["adapted"]:
+            ad = s["adapted"]
+            out.append(who + _line(ad, r, "fine-tuned at both sizes, testing at", f"{ad['size']} px", floor, min_n))
     arms = arms_of(df)
     for other in arms[1:]:  # the first arm against each control (e.g. rrc against pad)
         c = control(df, arms[0], other, seed)

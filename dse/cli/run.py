@@ -208,9 +208,10 @@ def _fixres_summary(a) -> int:
     for x in s["sizes"]:
         print(f"  {x['size']:>4} px  n {x['n']:>3}  error {x['mean_error']:6.2f}  delta {x['delta']:+6.2f} "
               f"[{x['ci_low']:+.2f}, {x['ci_high']:+.2f}]")
-    if s["finetune"]:
-        f = s["finetune"]
-        print(f"  fine-tuned at {f['size']} px: error {f['mean_error']:.2f}, delta vs {r} px without it "
-              f"{f['delta']:+.2f} [{f['ci_low']:+.2f}, {f['ci_high']:+.2f}]")
+    if s["tuned"]:
+        print(f"fine-tuned (classifier and last BN, label smoothing) at each size, paired with {r} px without it:")
+        for x in s["tuned"]:
+            print(f"  {x['size']:>4} px  n {x['n']:>3}  error {x['mean_error']:6.2f}  delta {x['delta']:+6.2f} "
+                  f"[{x['ci_low']:+.2f}, {x['ci_high']:+.2f}]{'  (best)' if x['size'] == s['finetune']['size'] else ''}")
     print("\n".join(fixres.lines(df[df["arm"].astype(str) == arm] if arm else df, noise(df).noise)))
     return 0
