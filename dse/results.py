@@ -87,6 +87,7 @@ def row(rec: dict, repeat: int, ctx: dict, res: dict | None = None, reason: str 
     r.update(status=res["status"], reason=res["reason"], error=res["error"], best_error=res["best_error"],
              errors=[e["val_error"] for e in eps], train_errors=[e["train_error"] for e in eps],
              losses=[e["train_loss"] for e in eps], epoch_times=[e["time"] for e in eps],
+             train_times=[e.get("train_time") for e in eps],
              ips=(sum(e["ips"] for e in eps) / len(eps)) if eps else None, epochs=len(eps), wall=res["wall"],
              seed=res["seed"], threads=res["threads"], torch=res["torch"], dse=res["dse"])
     if res.get("test_errors"):

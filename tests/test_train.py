@@ -24,7 +24,8 @@ def test_learns_well_below_chance(digits):
     assert r["status"] == "ok" and r["reason"] is None
     assert r["error"] < 40  # chance is 90 %
     assert len(r["epochs"]) == 3 and r["epochs"][0]["epoch"] == 1
-    assert {"train_loss", "train_error", "val_error", "lr", "time", "ips"} <= set(r["epochs"][0])
+    assert {"train_loss", "train_error", "val_error", "lr", "time", "train_time", "ips"} <= set(r["epochs"][0])
+    assert all(0 < e["train_time"] < e["time"] for e in r["epochs"])  # the epoch's validation is not training
     assert r["best_error"] == min(e["val_error"] for e in r["epochs"])
     assert r["threads"] == 1 and r["seed"] == 0 and r["torch"] == torch.__version__
 

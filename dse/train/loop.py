@@ -258,7 +258,8 @@ def train(model: torch.nn.Module | Callable[[], torch.nn.Module], data: Data, re
         if first_eval:
             comp.first += time.perf_counter() - tv
         m = {"epoch": epoch, "train_loss": float(loss_sum) / seen, "train_error": 100.0 * int(wrong) / seen,
-             "val_error": val, "lr": lr, "time": time.perf_counter() - te, "ips": seen / tt if tt > 0 else 0.0}
+             "val_error": val, "lr": lr, "time": time.perf_counter() - te, "train_time": tt,
+             "ips": seen / tt if tt > 0 else 0.0}
         if sched:
             m.update({k: sched[k] for k in ("stage", "res", "dropout", "randaug", "mixup")})
         history.append(m)
