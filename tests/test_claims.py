@@ -77,6 +77,9 @@ def test_arms_of_different_networks_are_unpaired_within_their_group():
     assert (cmp["ci_low"][0], cmp["ci_high"][0]) == pytest.approx((want.low, want.high))
     assert cmp["verdict"][0].startswith("compound@2x is better than width@2x") and "10/10 seeds (Welch t)" in \
         cmp["verdict"][0]
+    from dse.analysis.edf import summary
+    tab = summary(df, by="arm")  # the seeds are these arms' units: the summary counts and averages them all
+    assert (tab["n"] == 10).all() and tab.loc["width@2x", "mean"] == pytest.approx(a.mean())
     few = compare(df.groupby("arm").head(4))  # 4 seeds: below MIN_SEEDS (5)
     assert "too small for conclusions (fewer than 5 seeds per arm)" in few["verdict"][0]
     assert arm_pairs(["fixed", "progressive", "progressive_fixed_reg"]) == [

@@ -21,13 +21,21 @@ from dse.analysis.table import median, primary_mask
 from dse.errors import DseError
 
 
+def _single_networks(df: pd.DataFrame) -> bool:
+    """True for a table of arms that each train one network (with several seeds): EfficientNet's scaling arms."""
+    if "arm" not in df.columns or "id" not in df.columns or df["arm"].isna().any():
+        return False
+    return bool((df.groupby(df["arm"].astype(str))["id"].nunique() == 1).all())
+
+
 def _table(data, by: str = "space", cols=("error",)) -> pd.DataFrame:
     """A frame with the columns by, cols and `ok` (finished) from a results frame, a dict of arrays or one array."""
     if isinstance(data, pd.DataFrame):
         missing = [c for c in (by, *cols) if c not in data.columns]
         if missing:
             raise DseError(f"unknown column {missing[0]!r}: the table has {list(data.columns)}")
-        data = data[primary_mask(data)]
+        if not (by == "arm" and _single_networks(data)):  # arms of one network each: their seeds are the units
+            data = data[primary_mask(data)]
         t = data[[by, *cols] + (["status"] if "status" in data.columns else [])].copy()
     elif isinstance(data, Mapping):
         if set(cols) - {"error"}:
@@ -158,7 +166,8 @@ def ks(a, b) -> tuple[float, float]:
 
 def summary(data, by: str = "space") -> pd.DataFrame:
     """Per group: n, n_failed (n_stopped too when a scheduler stopped trials early) and min, mean, q05, q25, q50,
-    q75, max of the finished errors (one row per model).
+    q75, max of the finished errors (one row per model; for arms that each train one network, one row per seed:
+    the units their verdicts compare).
 
     q50 is dse.analysis.table.median, the median `dse status` and the report print too."""
     t = _table(data, by)
