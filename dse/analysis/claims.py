@@ -114,17 +114,17 @@ def scaling_figure(df: pd.DataFrame) -> Figure:
     ax = fig.add_subplot()
     t = seed_rows(df)
     t = t[t["arm"].notna()]
-    kinds = {}
+    kinds: dict[str, list] = {}
     for arm, g in t.groupby("arm", sort=False):
-        kind = arm.split("@")[0]
-        i = kinds.setdefault(kind, len(kinds))
         e = pd.to_numeric(g["error"], errors="coerce").to_numpy(float)
         x = float(pd.to_numeric(g.get("train_flops", g["flops"]), errors="coerce").iloc[0])
         h = student.ppf(0.975, e.size - 1) * e.std(ddof=1) / math.sqrt(e.size) if e.size > 1 else 0.0
-        ax.errorbar([x], [e.mean()], yerr=[h], color=f"C{i}", marker="o", capsize=3,
-                    label=kind if list(kinds).index(kind) == i and kind not in ax.get_legend_handles_labels()[1]
-                    else None)
-        ax.annotate(f"n={e.size}", (x, e.mean()), fontsize=6, xytext=(4, -8), textcoords="offset points")
+        kinds.setdefault(arm.split("@")[0], []).append((x, e.mean(), h, e.size))
+    for i, (kind, pts) in enumerate(kinds.items()):  # one line per way of scaling, through its targets
+        x, y, h, n = map(np.array, zip(*sorted(pts)))
+        ax.errorbar(x, y, yerr=h, color=f"C{i}", marker="o", capsize=3, lw=1, label=kind)
+        for xi, yi, ni in zip(x, y, n):
+            ax.annotate(f"n={ni}", (xi, yi), fontsize=6, xytext=(4, -8), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("training multiply-adds per image (at the arm's resolution)")
     ax.set_ylabel("error (%)")
