@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dse.analysis import fixres, progressive
-from dse.analysis.table import seed_rows
+from dse.analysis.table import primary_mask, seed_rows
 
 
 def _has(df: pd.DataFrame, col: str, n: int = 0) -> bool:
@@ -89,16 +89,18 @@ def progress_figure(df: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
     t = seed_rows(df)
-    t = t[t["arm"].notna()]
+    t = t[t["arm"].notna() & primary_mask(t)]  # the runs the verdicts pair: each model's first seed in every arm
+    clock = progressive._clock(t)
     for i, (arm, g) in enumerate(t.groupby("arm", sort=False)):
         errs = np.array([e for e in g["errors"] if isinstance(e, list)], float)
-        secs = np.cumsum(np.array([e for e in g["epoch_times"] if isinstance(e, list)], float), axis=1)
+        secs = np.cumsum(np.array([e for e in g[clock] if isinstance(e, list)], float), axis=1)
         if not len(errs):
             continue
         ax.plot(np.median(secs, 0), np.median(errs, 0), marker="o", ms=3, color=f"C{i}",
                 label=f"{arm} (n = {len(errs)})")
         ax.fill_between(np.median(secs, 0), *np.quantile(errs, [0.25, 0.75], 0), color=f"C{i}", alpha=0.12, lw=0)
-    ax.set_xlabel("training time, median over runs (s, validation included)")
+    ax.set_xlabel("training time, median over runs (s, " + ("training steps only)" if clock == "train_times"
+                                                             else "validation included)"))
     ax.set_ylabel("validation error (%)")
     ax.set_title(f"Median error per epoch (band: the runs' q25-q75); {_floor(df)}", fontsize=9)
     ax.legend(fontsize=8, frameon=False)
