@@ -80,6 +80,10 @@ def test_arms_of_different_networks_are_unpaired_within_their_group():
     from dse.analysis.edf import summary
     tab = summary(df, by="arm")  # the seeds are these arms' units: the summary counts and averages them all
     assert (tab["n"] == 10).all() and tab.loc["width@2x", "mean"] == pytest.approx(a.mean())
+    from dse.analysis.plots import edf_figure
+    ax = edf_figure(df, by="arm").axes[0]  # its curves, legend and title count the same units
+    assert ax.get_title().startswith("error EDF of 40 runs (networks x seeds), one curve per arm")
+    assert all("(n=10," in t.get_text() for t in ax.get_legend().get_texts())
     few = compare(df.groupby("arm").head(4))  # 4 seeds: below MIN_SEEDS (5)
     assert "too small for conclusions (fewer than 5 seeds per arm)" in few["verdict"][0]
     assert arm_pairs(["fixed", "progressive", "progressive_fixed_reg"]) == [

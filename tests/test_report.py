@@ -167,7 +167,7 @@ def test_verdicts_and_noise_section_of_an_adequate_run():
     assert lines[1].startswith("anynetx_e is better than anynetx_a: mean -")
     for line in lines:
         assert f"<li>{html.escape(line)}</li>" in page
-    assert "24 models finished (0 failed, 4 noise repeats or unfinished)" in page
+    assert "24 models finished (0 failed, 4 extra seeds (repeats) or unfinished)" in page
     assert "<td>flops 360M-400M</td>" in page.replace(' class="text"', "")
 
 

@@ -114,7 +114,7 @@ def test_report_versions_without_nan_and_stopped_trials_counted_apart():
     r = recipe(df).iloc[0]
     assert (r["dse"], r["torch"]) == (df["dse"].dropna().iloc[0], df["torch"].dropna().iloc[0])  # the others' value
     assert "nan" not in _recipe_html(df, "error")
-    assert _others(df, 56) == "1 failed, 3 stopped early by the scheduler, 16 noise repeats or unfinished"
+    assert _others(df, 56) == "1 failed, 3 stopped early by the scheduler, 16 extra seeds (repeats) or unfinished"
 
 
 def test_a_normalised_edf_range_prints_in_units():

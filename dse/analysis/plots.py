@@ -77,6 +77,15 @@ def _log2_y(ax) -> None:
 
 # ---------------------------------------------------------------- EDFs
 
+def _units_table(t: pd.DataFrame, by: str) -> pd.DataFrame:
+    """The finished rows an EDF is drawn from (dse.analysis.edf's choice: one per model, or one per seed for arms
+    that each train one network)."""
+    from dse.analysis.edf import _table
+
+    u = _table(t, by)
+    return u[u["ok"]]
+
+
 def edf_figure(df: pd.DataFrame, by: str = "space", normalized: str | None = None, band: bool = False,
                metric: str = "error", bins: int = 10, n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> Figure:
     """Step EDFs F(e) = fraction of models with metric < e per group; legend: n, best (min for errors, max for
@@ -86,8 +95,10 @@ def edf_figure(df: pd.DataFrame, by: str = "space", normalized: str | None = Non
     t = df.assign(error=pd.to_numeric(df[metric], errors="coerce")) if metric != "error" else df
     curves = edfs(t, by=by, normalized=normalized, n_boot=n_boot if band else 0, bins=bins, seed=seed, ci=ci)
     ok = finished(t, "error")
+    units_of = _units_table(t, by)  # the rows the curves are drawn from (seeds, for arms of one network each)
+    seeds = len(units_of) != len(ok)
     top = "min" if ascending(metric) else "max"
-    stats = ok.groupby(ok[by])["error"].agg(["size", top, "mean"])
+    stats = units_of.groupby(units_of[by])["error"].agg(["size", top, "mean"])
     with rc_context(STYLE):
         fig = Figure(figsize=(6.4, 4.4), layout="constrained")
         ax = fig.add_subplot()
@@ -106,7 +117,7 @@ def edf_figure(df: pd.DataFrame, by: str = "space", normalized: str | None = Non
         ax.set_ylim(0, 1)
         ax.set_xlabel(_metric_label(metric))
         ax.set_ylabel("cumulative prob.")
-        title = (f"{metric} EDF of {len(ok)} models, one curve per {by}"
+        title = (f"{metric} EDF of {len(units_of)} {'runs (networks x seeds)' if seeds else 'models'}, one curve per {by}"
                  + (f", normalized by {normalized}" if normalized else ""))
         if band:
             title += f"\ndashed outlines: each curve's pointwise {ci:.0%} bootstrap band ({n_boot} resamples)"

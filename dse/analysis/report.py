@@ -289,7 +289,7 @@ def _others(df: pd.DataFrame, n_finished: int) -> str:
     status = df["status"] if "status" in df.columns else pd.Series("ok", index=df.index)
     stopped, failed = int((status == "stopped").sum()), int((status == "failed").sum())
     return ", ".join([f"{failed} failed"] + ([f"{stopped} stopped early by the scheduler"] if stopped else [])
-                     + [f"{len(df) - n_finished - stopped - failed} noise repeats or unfinished"])
+                     + [f"{len(df) - n_finished - stopped - failed} extra seeds (repeats) or unfinished"])
 
 
 def _trend_note(nz) -> str:
