@@ -189,7 +189,7 @@ def edfs(df, by: str = "space", normalized: str | None = None, grid=None, n_boot
     t = _table(df, by, ("error",) + ((normalized,) if normalized else ()))
     t = t[t["ok"]]
     grid = _grid(t["error"]) if grid is None else np.asarray(grid, dtype=float)
-    groups = dict(tuple(t.groupby(by, sort=True)))
+    groups = dict(tuple(t.groupby(by, sort=by != "arm")))  # arms keep the experiment's order (and colours)
     rng = common_range({k: g[normalized] for k, g in groups.items()}) if normalized else None
     parts = []
     for k, g in groups.items():
