@@ -227,13 +227,17 @@ def test_claim_experiments_plan_what_they_claim(name, arms, per_arm, extra):
     assert all(ids[a] == ids[arms[0]] for a in arms)  # the same models in every arm: paired
 
 
-def test_scaling_experiment_plans_one_network_per_arm_near_its_flops_target():
-    """experiments/efficientnet_scaling.yaml: 8 arms of 6 seeds each, one network per arm, whose FLOPs (the counter's,
-    checked against fvcore elsewhere) are within 10% of the 2x or 4x its name says, relative to the proxy base."""
+@pytest.mark.parametrize("name", ["efficientnet_scaling", "efficientnet_scaling_b32"])
+def test_scaling_experiment_plans_one_network_per_arm_near_its_flops_target(name):
+    """experiments/efficientnet_scaling*.yaml: 8 arms of 6 seeds each, one network per arm, whose FLOPs (the
+    counter's, checked against fvcore elsewhere) are within 10% of the 2x or 4x its name says, relative to the proxy
+    base; the sensitivity check trains the same networks."""
     import dse
     from dse.run.plan import plan, points
 
-    e = load(ROOT / "experiments" / "efficientnet_scaling.yaml")
+    e = load(ROOT / "experiments" / f"{name}.yaml")
+    ref = load(ROOT / "experiments" / "efficientnet_scaling.yaml")
+    assert [(a.name, a.space, a.set) for a in e.arms] == [(a.name, a.space, a.set) for a in ref.arms]
     pts = points(e, plan(e))
     names = [a.name for a in e.arms]
     assert sorted(names) == sorted(f"{k}@{t}x" for k in ("width", "depth", "resolution", "compound_paper")

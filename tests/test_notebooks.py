@@ -31,7 +31,8 @@ def test_notebook_executes(name, monkeypatch):
 
 SHIPPED = {"main": "main_results.jsonl", "main_fashion": "main_fashion_results.jsonl", "fixres": "fixres_results.jsonl",
            "progressive": "progressive_results.jsonl", "efficientnet_scaling": "efficientnet_scaling_results.jsonl",
-           "efficientnet_grid_fmnist": "efficientnet_grid_fmnist_results.jsonl"}
+           "efficientnet_grid_fmnist": "efficientnet_grid_fmnist_results.jsonl",
+           "efficientnet_scaling_b32": "efficientnet_scaling_b32_results.jsonl"}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
