@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dse.analysis import fixres, progressive
-from dse.analysis.table import primary_mask, seed_rows
+from dse.analysis.table import primary_mask, seed_rows, single_networks
 
 
 def _has(df: pd.DataFrame, col: str, n: int = 0) -> bool:
@@ -32,7 +32,6 @@ def lines(df: pd.DataFrame, noise: float = math.nan) -> list[str]:
     return out
 
 
-
 def figures(df: pd.DataFrame) -> list[tuple[str, callable]]:
     """(title, make) of each claim figure the table supports."""
     out = []
@@ -41,7 +40,7 @@ def figures(df: pd.DataFrame) -> list[tuple[str, callable]]:
     if _arms(df) and _has(df, "schedule"):
         out.append(("Progressive learning: validation error against training time, per arm",
                     lambda: progress_figure(df)))
-    if _arms(df) and seed_rows(df).groupby("arm")["id"].nunique().max() == 1:
+    if _arms(df) and single_networks(seed_rows(df).dropna(subset=["arm"])):
         out.append(("Scaling: error against training FLOPs, one network per arm", lambda: scaling_figure(df)))
     return out
 

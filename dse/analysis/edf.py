@@ -17,15 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from dse.analysis.table import median, primary_mask
+from dse.analysis.table import median, primary_mask, single_networks
 from dse.errors import DseError
-
-
-def _single_networks(df: pd.DataFrame) -> bool:
-    """True for a table of arms that each train one network (with several seeds): EfficientNet's scaling arms."""
-    if "arm" not in df.columns or "id" not in df.columns or df["arm"].isna().any():
-        return False
-    return bool((df.groupby(df["arm"].astype(str))["id"].nunique() == 1).all())
 
 
 def _table(data, by: str = "space", cols=("error",)) -> pd.DataFrame:
@@ -34,7 +27,7 @@ def _table(data, by: str = "space", cols=("error",)) -> pd.DataFrame:
         missing = [c for c in (by, *cols) if c not in data.columns]
         if missing:
             raise DseError(f"unknown column {missing[0]!r}: the table has {list(data.columns)}")
-        if not (by == "arm" and _single_networks(data)):  # arms of one network each: their seeds are the units
+        if not (by == "arm" and single_networks(data)):  # arms of one network each: their seeds are the units
             data = data[primary_mask(data)]
         t = data[[by, *cols] + (["status"] if "status" in data.columns else [])].copy()
     elif isinstance(data, Mapping):

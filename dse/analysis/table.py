@@ -95,6 +95,14 @@ def seed_rows(df: pd.DataFrame, metric: str = "error") -> pd.DataFrame:
     return df[_ok(df, metric)]
 
 
+def single_networks(df: pd.DataFrame) -> bool:
+    """True for a table of arms that each train one network with several seeds (EfficientNet's scaling arms): every
+    row has an arm and each arm one model id, so its seeds, not its models, are its units."""
+    if "arm" not in df.columns or "id" not in df.columns or df["arm"].isna().any() or df.empty:
+        return False
+    return bool((df.groupby(df["arm"].astype(str))["id"].nunique() == 1).all())
+
+
 def model_keys(df: pd.DataFrame) -> list[str]:
     """The columns that name one model across its seeds: run (when stacked), space and arm (when present), id."""
     if "id" not in df.columns:

@@ -25,6 +25,11 @@ def build_parser() -> Parser:
     sub.required = True
     space_help = "a space name (see dse spaces) or a space file (.yaml)"
     out_help = "replace an existing output file"
+    # arguments several training commands take, worded once
+    address = {"help": "join a Ray cluster: auto or HOST:PORT (default: a local Ray)"}
+    data_path = {"help": "data set folder (IDX files, CIFAR, an image folder, a prepared cache)"}
+    cpus = {"type": ranged(float, 0.01, 1024), "help": "CPUs per trial (also its torch threads)"}
+    csv = {"action": "store_true", "help": "also write results.csv at the end"}
 
     s = command(sub, "spaces", "list the available spaces", "dse spaces\ndse spaces --json",
              "List the spaces found in $DSE_SPACES, the checkout's spaces/ and the installed package: name, family, "
@@ -81,22 +86,22 @@ def build_parser() -> Parser:
     s.add_argument("--dry-run", action="store_true",
                    help="print the plan (trials per space, noise repeats, the band's acceptance rate) and a cost "
                         "estimate; train nothing, make no folder")
-    s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
+    s.add_argument("--address", **address)
     s.add_argument("--resume", action="store_true", help="continue a stopped sweep in --out")
     s.add_argument("--retries", type=ranged(int, 0, 100), help="retry a trial that raised up to N times (0..100)")
-    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder, a prepared cache)")
+    s.add_argument("--data-path", **data_path)
     s.add_argument("--data", help="data set name, overriding the experiment's (digits, fashion_mnist, mnist, kmnist, "
                    "cifar10, cifar100, imagefolder, cache)")
-    s.add_argument("--cpus", type=ranged(float, 0.01, 1024), help="CPUs per trial (also its torch threads)")
-    s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
+    s.add_argument("--cpus", **cpus)
+    s.add_argument("--csv", **csv)
     s.set_defaults(fn=cmd_sweep)
 
     s = command(sub, "run", "the whole protocol: sweep (continuing a stopped one), EDF figure, HTML report",
              "dse run experiments/quick.yaml\ndse run experiments/main.yaml --out runs/main")
     s.add_argument("experiment", help="an experiments/*.yaml file")
     s.add_argument("--out", help="sweep folder (default runs/<name>); running again continues it")
-    s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
-    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder, a prepared cache)")
+    s.add_argument("--address", **address)
+    s.add_argument("--data-path", **data_path)
     s.set_defaults(fn=cmd_run)
 
     s = command(sub, "search", "the best model of one space inside its band: random or TPE, ASHA, a budget",
@@ -111,10 +116,10 @@ def build_parser() -> Parser:
     s.add_argument("--space", help="the space to search, when the experiment names several")
     s.add_argument("--out", help="folder (default runs/<name>_<searcher>_<scheduler>)")
     s.add_argument("--resume", action="store_true", help="continue a stopped search (or grow its budget)")
-    s.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
-    s.add_argument("--data-path", help="data set folder (IDX files, CIFAR, an image folder, a prepared cache)")
-    s.add_argument("--cpus", type=ranged(float, 0.01, 1024), help="CPUs per trial (also its torch threads)")
-    s.add_argument("--csv", action="store_true", help="also write results.csv at the end")
+    s.add_argument("--address", **address)
+    s.add_argument("--data-path", **data_path)
+    s.add_argument("--cpus", **cpus)
+    s.add_argument("--csv", **csv)
     s.set_defaults(fn=cmd_search)
 
     s = command(sub, "fixres", "errors of trained models at several test resolutions (FixRes)",
@@ -156,7 +161,7 @@ def build_parser() -> Parser:
              "dse scale grid experiments/efficientnet_grid.yaml --out runs/grid --resume")
     g.add_argument("experiment", help="an experiments/*.yaml file with a grid: section")
     g.add_argument("--out", help="sweep folder (default runs/<name>)")
-    g.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
+    g.add_argument("--address", **address)
     g.add_argument("--resume", action="store_true", help="continue a stopped grid in --out")
     g.set_defaults(fn=cmd_scale_grid)
     g = command(scale, "apply", "the compound-scaled family and its complexity",
