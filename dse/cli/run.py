@@ -205,13 +205,14 @@ def _fixres_summary(a) -> int:
     r = s["train_size"]
     print(f"{a.run}{f' arm {arm}' if arm else ''}: trained at {r} px; error at each test size, paired with {r} px "
           "over models (95% bootstrap interval):")
-    for x in s["sizes"]:
-        print(f"  {x['size']:>4} px  n {x['n']:>3}  error {x['mean_error']:6.2f}  delta {x['delta']:+6.2f} "
-              f"[{x['ci_low']:+.2f}, {x['ci_high']:+.2f}]")
+    def table(rows, best=None):
+        for x in rows:
+            print(f"  {x['size']:>4} px  n {x['n']:>3}  error {x['mean_error']:6.2f}  delta {x['delta']:+6.2f} "
+                  f"[{x['ci_low']:+.2f}, {x['ci_high']:+.2f}]{'  (best)' if x['size'] == best else ''}")
+
+    table(s["sizes"])
     if s["tuned"]:
         print(f"fine-tuned (classifier and last BN, label smoothing) at each size, paired with {r} px without it:")
-        for x in s["tuned"]:
-            print(f"  {x['size']:>4} px  n {x['n']:>3}  error {x['mean_error']:6.2f}  delta {x['delta']:+6.2f} "
-                  f"[{x['ci_low']:+.2f}, {x['ci_high']:+.2f}]{'  (best)' if x['size'] == s['finetune']['size'] else ''}")
+        table(s["tuned"], s["finetune"]["size"])
     print("\n".join(fixres.lines(df[df["arm"].astype(str) == arm] if arm else df, noise(df).noise)))
     return 0
