@@ -382,7 +382,6 @@ class Driver:
             signal.signal(sig, h)
 
     def _close(self) -> None:
-        self.live.close_all()
         c = self.counts
         c.running = 0
         state = ("interrupted" if "signal" in self.stop else "failed" if "error" in self.stop else
