@@ -28,7 +28,7 @@ def lines(df: pd.DataFrame, noise: float = math.nan) -> list[str]:
     if _has(df, "test_errors", 1):
         out += fixres.lines(df, noise)
     if _arms(df) and _has(df, "schedule"):
-        out += progressive.lines(df)
+        out += progressive.lines(df, noise)
     return out
 
 

@@ -69,8 +69,9 @@ def times(df: pd.DataFrame, arm: str, ref: str) -> pd.DataFrame:
     return pd.DataFrame(rows).assign(clock=col) if rows else pd.DataFrame(rows)
 
 
-def lines(df: pd.DataFrame, min_n: int = MIN_N, seed: int = 0) -> list[str]:
-    """One line per arm whose image size grows, against the first arm whose size does not (the fixed-size arm)."""
+def lines(df: pd.DataFrame, noise: float = math.nan, min_n: int = MIN_N, seed: int = 0) -> list[str]:
+    """One line per arm whose image size grows, against the first arm whose size does not (the fixed-size arm):
+    n paired runs, the intervals, and the run's noise floor (how far the fixed error it must reach moves by seed)."""
     t = df[df["arm"].notna()]
     arms = list(dict.fromkeys(t["arm"].astype(str)))
     sched = {a for a in arms if t[t["arm"].astype(str) == a]["schedule"].map(_grows).any()}
@@ -78,6 +79,7 @@ def lines(df: pd.DataFrame, min_n: int = MIN_N, seed: int = 0) -> list[str]:
     if not sched or not fixed:
         return []
     ref, out = fixed[0], []
+    floor = f"noise floor {noise:.2g} points" if np.isfinite(noise) else "noise floor not measured"
     for arm in (a for a in arms if a in sched):
         tm = times(df, arm, ref)
         if tm.empty:
@@ -92,5 +94,5 @@ def lines(df: pd.DataFrame, min_n: int = MIN_N, seed: int = 0) -> list[str]:
               else "never")
         clock = "training steps only" if tm["clock"].iloc[0] == "train_times" else "validation included"
         out.append(f"{arm} vs {ref}: reached {ref}'s final error in {int(reached.sum())} of {n} paired runs, {to}; "
-                   f"total time {mt:.2f}x [{lt:.2f}, {ht:.2f}] ({clock}){small}")
+                   f"total time {mt:.2f}x [{lt:.2f}, {ht:.2f}] ({clock}); {floor}{small}")
     return out
