@@ -248,7 +248,7 @@ def test_messages_say_what_is_wrong_at_once(run_cli, tmp_path):
     from dse.analysis.compare import verdict
 
     line = verdict("a", "b", 12, 12, 0.0, 0.0, 0.0, 1.0, metric="error")  # every error equal: no spread
-    assert line.endswith("so the n that would detect a 2-point shift is unknown too"), line
+    assert line.endswith("so the n that would detect a 2-point shift is unknown too; noise floor not measured"), line
     _, _, run, _, _ = done_folder(tmp_path)
     d = tmp_path / "dir"
     d.mkdir()

@@ -168,13 +168,14 @@ def verdict(a: str, b: str, n_a: int, n_b: int, delta: float, lo: float, hi: flo
     a_better = (delta < 0) == ascending(metric)
     win, lose, nw, nl = (a, b, n_a, n_b) if a_better else (b, a, n_b, n_a)
     dw, lw, hw = (delta, lo, hi) if a_better else (-delta, -hi, -lo)
+    floor_txt = f"noise floor {floor:.2g}{u}" if np.isfinite(floor) else "noise floor not measured"
     if min(n_a, n_b) < min_n:
         small = f"too small for conclusions (fewer than {min_n} {each})"
         if not excludes:
             return (f"{a} vs {b}: no difference detected at n = {n_a}/{n_b}, {small}: mean {f(delta)}{u} "
-                    f"[{f(lo)}, {f(hi)}], KS p = {_p(ks_p)}; {power}")
+                    f"[{f(lo)}, {f(hi)}], KS p = {_p(ks_p)}; {power}; {floor_txt}")
         return (f"{a} vs {b}: {small} at n = {n_a}/{n_b}, although {win} looks better: mean {f(dw)}{u} "
-                f"[{f(lw)}, {f(hw)}], KS p = {_p(ks_p)}; {power}")
+                f"[{f(lw)}, {f(hw)}], KS p = {_p(ks_p)}; {power}; {floor_txt}")
     if not excludes:
         edf = ""
         if ks_p < KS_ALPHA and len(dq) == 2:  # the means do not settle it, but the distributions differ
@@ -182,13 +183,12 @@ def verdict(a: str, b: str, n_a: int, n_b: int, delta: float, lo: float, hi: flo
             edf = (f"; the EDFs differ (KS p = {_p(ks_p)}): {low} is better at q25 and q50 by "
                    f"{abs(dq[0]):.1f} and {abs(dq[1]):.1f}{u}")
         return (f"{a} vs {b}: no difference in the mean detected at n = {n_a}/{n_b}: mean {f(delta)}{u} "
-                f"[{f(lo)}, {f(hi)}]{edf or f', KS p = {_p(ks_p)}'}; {power_obs}")
+                f"[{f(lo)}, {f(hi)}]{edf or f', KS p = {_p(ks_p)}'}; {power_obs}; {floor_txt}")
     head = f"{win} is better than {lose}"
     tail = f"KS p = {_p(ks_p)}, n = {nw}/{nl}"
     if np.isfinite(floor) and abs(delta) < floor:
         return (f"{head} by less than the noise floor: mean {f(dw)}{u} [{f(lw)}, {f(hw)}] is within the median seed "
                 f"std {floor:.2g}{u}, so it is not a conclusion; {tail}")
-    floor_txt = f"noise floor {floor:.2g}{u}" if np.isfinite(floor) else "noise floor not measured"
     return f"{head}: mean {f(dw)}{u} [{f(lw)}, {f(hw)}], {tail}, {floor_txt}"
 
 
