@@ -109,13 +109,19 @@ def test_resume_after_sigkill(tmp_path):
             break
         time.sleep(0.2)
     assert p.poll() is None, "the sweep ended before it could be killed"
-    time.sleep(1.0)  # let running trials write an epoch checkpoint
+    from dse.run.sweep import _checkpoints
+
+    deadline = time.time() + 30  # let a running trial write an epoch checkpoint (an event, not a fixed wait)
+    while time.time() < deadline and p.poll() is None and not (
+            set(_checkpoints(out)) - {r["id"] for r in read_rows(log)}):
+        time.sleep(0.2)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    time.sleep(2.0)  # Ray's processes share the driver's fate
+    deadline = time.time() + 30  # Ray's processes in the driver's session share its fate: wait until they are gone
+    while time.time() < deadline and subprocess.run(["pgrep", "-s", str(p.pid)], capture_output=True).stdout:
+        time.sleep(0.2)
     before = {r["id"]: r for r in read_rows(log)}
     assert 2 <= len(before) < 6
-    from dse.run.sweep import _checkpoints
     partial = {k: v for k, v in _checkpoints(out).items() if k not in before}
     dse.sweep(dse.experiment.load(exp), out, resume=True, progress=False)  # in-process: Ray may already be up
     rows = read_rows(log)
